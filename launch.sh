@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# seqjax launcher: one entry point for set-up, tests, experiments and benchmarks.
+#
+#   ./launch.sh                      set up, then run the main job (chargen on the embedded corpus)
+#   ./launch.sh setup                make .venv and install seqjax[dev] (idempotent, fast when nothing changed)
+#   ./launch.sh test [pytest args]   set up, then run the test suite
+#   ./launch.sh chargen|sentiment|timeseries|seq2seq [--workdir DIR] [--config FILE_OR_PRESET] [--config.KEY=VALUE ...]
+#   ./launch.sh sample --workdir DIR [--prompt ...]     sample from a chargen workdir
+#   ./launch.sh bench [args]         benchmarks/rnn_throughput.py
+#   ./launch.sh python ...           run the venv's python
+#
+# Environment:
+#   ACCEL=cpu|cuda|tpu   which jax build to install (default cpu). cuda installs jax[cuda12], tpu jax[tpu].
+#   TORCH=1              also install the [torch] extra (torch==2.13.0, a reference for parity tests and benchmarks).
+#   VENV=path            where the virtual environment lives (default .venv).
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV=${VENV:-$ROOT/.venv}
+ACCEL=${ACCEL:-cpu}
+TORCH=${TORCH:-0}
+PY="$VENV/bin/python"
+
+setup() {
+  case "$ACCEL" in cpu|cuda|tpu) ;; *) echo "launch.sh: ACCEL must be cpu, cuda or tpu, got '$ACCEL'" >&2; exit 2;; esac
+  local stamp="$VENV/.seqjax-setup"
+  local want
+  want="$(sha256sum pyproject.toml | cut -d' ' -f1) accel=$ACCEL"
+  if [ -x "$PY" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    [ "$TORCH" = "1" ] && [ ! -f "$VENV/.seqjax-torch" ] && install_torch
+    return 0
+  fi
+  echo "== setting up $VENV (accel=$ACCEL)"
+  if [ ! -x "$PY" ]; then
+    local base=${PYTHON:-python3}
+    "$base" -c 'import sys; assert sys.version_info >= (3, 10), "seqjax needs Python >= 3.10"' || exit 1
+    "$base" -m venv "$VENV"
+  fi
+  "$PY" -m pip install -q -e ".[dev]"
+  case "$ACCEL" in
+    cuda) "$PY" -m pip install -q -U "jax[cuda12]";;
+    tpu)  "$PY" -m pip install -q -U "jax[tpu]";;
+  esac
+  [ "$TORCH" = "1" ] && install_torch
+  echo "$want" > "$stamp"
+  "$PY" -c 'import jax; print("== jax", jax.__version__, "on", jax.default_backend(), jax.devices())'
+}
+
+install_torch() {
+  # Exactly 2.13.0: any range pulls the CUDA build and gigabytes of dependencies.
+  "$PY" -m pip install -q "torch==2.13.0" && touch "$VENV/.seqjax-torch"
+}
+
+cmd=${1:-main}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup) setup ;;
+  test)
+    setup
+    exec "$PY" -m pytest "$@" ;;
+  main)
+    setup
+    exec "$PY" -m experiments.chargen "$@" ;;
+  chargen|sentiment|timeseries|seq2seq)
+    setup
+    exec "$PY" -m "experiments.$cmd" "$@" ;;
+  sample)
+    setup
+    exec "$PY" -m experiments.chargen.sample "$@" ;;
+  predict)
+    setup
+    exp=${1:?usage: ./launch.sh predict sentiment|timeseries ...}; shift
+    exec "$PY" -m "experiments.$exp.predict" "$@" ;;
+  bench)
+    setup
+    exec "$PY" benchmarks/rnn_throughput.py "$@" ;;
+  python)
+    setup
+    exec "$PY" "$@" ;;
+  -h|--help|help)
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *)
+    echo "launch.sh: unknown command '$cmd'. Expected one of: setup, test, chargen, sentiment, timeseries, seq2seq, sample, predict, bench, python (or none for the main job)." >&2
+    exit 2 ;;
+esac
