@@ -1,0 +1,339 @@
+"""Tests for experiments/timeseries: CSV loading, prepare/batches, baselines, plots."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.timeseries import baselines as B
+from experiments.timeseries.data import load_csv, load_series, prepare
+from seqjax.data.series import Scaler
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ELEC = SHARED / "elec_equip.csv"
+ELEC_COL = "STS.M.I7.W.TOVT.NS0016.4.000"
+
+
+def _write(tmp_path, text, name="s.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def _ramp_csv(tmp_path, n=40, change=None):
+    """date,y,temp with y = row index; optionally overwrite one y value."""
+    lines = ["date,y,temp"]
+    for i in range(n):
+        y = change[1] if change and change[0] == i else i
+        lines.append(f"2000-{1 + i // 28:02d}-{1 + i % 28:02d},{y},{10 * i + 0.5}")
+    return _write(tmp_path, "\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------- CSV loading
+
+
+def test_csv_loads_with_covariates_and_dates(tmp_path):
+    path = _ramp_csv(tmp_path, n=30)
+    values, names, dates = load_series(
+        {"source": "csv", "csv": path, "column": "y", "covariates": ("temp",), "date_column": "date"}
+    )
+    assert names == ["y", "temp"]
+    assert values.dtype == np.float64 and values.shape == (30, 2)
+    assert values[:, 0].tolist() == list(range(30))
+    assert values[3, 1] == 30.5
+    assert dates.dtype == np.dtype("datetime64[D]")
+    assert str(dates[0]) == "2000-01-01" and str(dates[29]) == "2000-02-02"
+    # Without a date column there are no dates, and only the target column.
+    v2, n2, d2 = load_series({"source": "csv", "csv": path, "column": "temp"})
+    assert v2.shape == (30, 1) and n2 == ["temp"] and d2 is None
+
+
+def test_csv_unparseable_dates_kept_as_strings(tmp_path):
+    path = _write(tmp_path, "when,y\nspring,1\nsummer,2\nautumn,3\n")
+    _, _, dates = load_csv(path, "y", date_column="when")
+    assert dates.tolist() == ["spring", "summer", "autumn"]
+
+
+def test_csv_dates_must_increase(tmp_path):
+    path = _write(tmp_path, "d,y\n2001-01-01,1\n2001-03-01,2\n2001-02-01,3\n")
+    with pytest.raises(ValueError, match=r"not strictly increasing at data row 3"):
+        load_csv(path, "y", date_column="d")
+
+
+def test_csv_missing_column_lists_available(tmp_path):
+    path = _write(tmp_path, "date,y,temp\n2000-01-01,1,2\n")
+    with pytest.raises(ValueError, match=r"'volume' not found; available columns: \['date', 'y', 'temp'\]"):
+        load_csv(path, "volume")
+    with pytest.raises(ValueError, match=r"covariate column 'rain' not found.*available"):
+        load_csv(path, "y", covariates=("rain",))
+    with pytest.raises(ValueError, match=r"date_column 'day' not found"):
+        load_csv(path, "y", date_column="day")
+
+
+def test_csv_non_numeric_rows_and_strings(tmp_path):
+    # A thousands separator is only one cell when quoted.
+    path = _write(tmp_path, 't,y\n1,1.5\n2,abc\n3,3\n4,"1,234"\n5,7\n')
+    with pytest.raises(ValueError) as e:
+        load_csv(path, "y")
+    msg = str(e.value)
+    assert "column 'y'" in msg and "data rows 2, 4" in msg
+    assert "'abc'" in msg and "'1,234'" in msg and "line 3" in msg
+    # fill_nan never excuses text that is not a number.
+    with pytest.raises(ValueError, match="non-numeric"):
+        load_csv(path, "y", fill_nan="interpolate")
+
+
+def test_csv_missing_values_error_by_default(tmp_path):
+    path = _write(tmp_path, "t,y\n1,1\n2,\n3,NaN\n4,4\n5,NA\n6,6\n")
+    msg = r"column 'y' has missing/NaN values at data rows 2, 3, 5 \(row 2: '', row 3: 'NaN', row 5: 'NA'\);"
+    with pytest.raises(ValueError, match=msg):
+        load_csv(path, "y")
+    # A short row (cell absent) counts as missing too.
+    path2 = _write(tmp_path, "t,y\n1,1\n2\n3,3\n", "short.csv")
+    with pytest.raises(ValueError, match=r"data rows 2\b"):
+        load_csv(path2, "y")
+
+
+def test_csv_fill_nan_ffill_and_interpolate(tmp_path):
+    path = _write(tmp_path, "t,y\n1,1\n2,\n3,NaN\n4,4\n5,NA\n6,8\n")
+    msg = r"filled 3 missing value\(s\) in column 'y' by ffill at data rows 2, 3, 5"
+    with pytest.warns(UserWarning, match=msg):
+        v, _, _ = load_csv(path, "y", fill_nan="ffill")
+    assert v[:, 0].tolist() == [1, 1, 1, 4, 4, 8]
+    with pytest.warns(UserWarning, match="interpolate"):
+        v, _, _ = load_csv(path, "y", fill_nan="interpolate")
+    assert v[:, 0].tolist() == [1, 2, 3, 4, 6, 8]
+
+
+def test_csv_fill_nan_edges_and_bad_option(tmp_path):
+    lead = _write(tmp_path, "t,y\n1,\n2,nan\n3,3\n4,4\n", "lead.csv")
+    with pytest.raises(ValueError, match=r"starts with missing values at data rows 1, 2"):
+        load_csv(lead, "y", fill_nan="ffill")
+    with pytest.raises(ValueError, match=r"data rows 1, 2 before the first or after the last"):
+        load_csv(lead, "y", fill_nan="interpolate")
+    trail = _write(tmp_path, "t,y\n1,1\n2,2\n3,\n", "trail.csv")
+    with pytest.raises(ValueError, match=r"data rows 3 before the first or after the last"):
+        load_csv(trail, "y", fill_nan="interpolate")
+    with pytest.raises(ValueError, match="fill_nan must be"):
+        load_csv(trail, "y", fill_nan="zero")
+
+
+def test_csv_covariate_nan_reported_with_its_name(tmp_path):
+    path = _write(tmp_path, "y,x\n1,1\n2,\n3,3\n")
+    with pytest.raises(ValueError, match=r"column 'x' has missing/NaN values at data rows 2"):
+        load_csv(path, "y", covariates=("x",))
+
+
+@pytest.mark.skipif(not ELEC.exists(), reason=f"real data absent at {SHARED} (not part of a fresh checkout)")
+def test_elec_equip_loads_and_seasonal_naive_wins():
+    cfg = {"source": "csv", "csv": str(ELEC), "column": ELEC_COL, "date_column": "DATE", "period": 12}
+    values, names, dates = load_series(cfg)
+    assert values.shape == (257, 1) and names == [ELEC_COL]
+    assert str(dates[0]) == "1995-01-01" and str(dates[-1]) == "2016-05-01"
+    assert values[0, 0] == 66.19
+    data = prepare(cfg, lookback=24, horizon=12)
+    truth = data.raw_targets("test")
+    m_p = B.per_horizon_metrics(B.persistence(data.history("test", 1)[:, -1], 12), truth)
+    m_s = B.per_horizon_metrics(B.seasonal_naive(data.history("test", 12), 12, 12), truth)
+    # A strongly seasonal monthly series: one season back beats the last value.
+    assert m_s["rmse_all"] < 0.5 * m_p["rmse_all"]
+
+
+# --------------------------------------------------------------------------- prepare and batches
+
+
+def _cfg(path, **kw):
+    return {"source": "csv", "csv": path, "column": "y", "train_frac": 0.6, "val_frac": 0.2, **kw}
+
+
+def test_prepare_splits_scales_on_train_only(tmp_path):
+    data = prepare(_cfg(_ramp_csv(tmp_path)), lookback=4, horizon=3, seed=0)
+    assert (data.split.train, data.split.val, data.split.test) == (range(0, 24), range(24, 32), range(32, 40))
+    assert data.scaler.mean.tolist() == [11.5]
+    np.testing.assert_allclose(data.scaler.std, [np.arange(24).std()])
+    # Windows are scaled; unscaling recovers the ramp indices exactly where they belong.
+    assert data.train.inputs.shape == (18, 4, 1) and data.train.targets.shape == (18, 3, 1)
+    raw_in = data.scaler.inverse_transform(data.train.inputs)
+    np.testing.assert_allclose(raw_in[0, :, 0], [0, 1, 2, 3])
+    assert data.train.origins.tolist() == list(range(4, 22))
+    np.testing.assert_allclose(data.unscale_targets(data.val.targets[..., 0]), data.raw_targets("val"))
+    assert data.raw_targets("val").tolist() == [
+        [24, 25, 26],
+        [25, 26, 27],
+        [26, 27, 28],
+        [27, 28, 29],
+        [28, 29, 30],
+        [29, 30, 31],
+    ]
+    assert data.raw_targets("test").min() == 32 and data.raw_targets("test").max() == 39
+    assert data.test_raw[:, 0].tolist() == list(range(32, 40))
+    assert np.all(data.unscale_targets(data.train.targets[..., 0]) < 24)
+    # Saving the scaler beside a checkpoint: JSON round trip.
+    assert Scaler.from_json(data.scaler.to_json()).mean.tolist() == [11.5]
+
+
+def test_changing_a_test_value_leaves_scaler_and_train_alone(tmp_path):
+    a = prepare(_cfg(_ramp_csv(tmp_path)), 4, 3)
+    b = prepare(_cfg(_ramp_csv(tmp_path, change=(35, 1e5))), 4, 3)
+    assert a.scaler.mean.tolist() == b.scaler.mean.tolist()
+    assert a.scaler.std.tolist() == b.scaler.std.tolist()
+    np.testing.assert_array_equal(a.train.inputs, b.train.inputs)
+    np.testing.assert_array_equal(a.train.targets, b.train.targets)
+    np.testing.assert_array_equal(a.val.targets, b.val.targets)
+    assert not np.array_equal(a.test.targets, b.test.targets)
+
+
+def test_prepare_with_covariates(tmp_path):
+    data = prepare(_cfg(_ramp_csv(tmp_path), covariates=("temp",)), 4, 3)
+    assert data.train.inputs.shape == (18, 4, 2) and data.train.targets.shape == (18, 3, 1)
+    first = data.scaler.inverse_transform(data.train.inputs)[0]
+    np.testing.assert_allclose(first[:, 1], [0.5, 10.5, 20.5, 30.5])
+    assert data.scaler.mean.shape == (2,)
+
+
+def test_prepare_too_short_or_bad_sizes(tmp_path):
+    path = _ramp_csv(tmp_path, n=30)
+    with pytest.raises(ValueError, match=r"length 30 but must have length >= \d+"):
+        prepare(_cfg(path), lookback=20, horizon=6)
+    with pytest.raises(ValueError, match="horizon"):
+        prepare(_cfg(path), lookback=4, horizon=0)
+    with pytest.raises(ValueError, match="lookback"):
+        prepare(_cfg(path), lookback=0, horizon=2)
+
+
+def test_generators_through_prepare():
+    mg = prepare({"source": "mackey_glass", "length": 600}, lookback=20, horizon=5)
+    assert mg.names == ["mackey_glass"] and mg.values.shape == (600, 1) and mg.period is None
+    sine = prepare({"source": "sine", "length": 300, "sine_periods": (12,), "sine_noise": 0.0}, 24, 12)
+    assert sine.period == 12
+    # Noise-free single sine: the seasonal-naive forecast is exact, persistence is not.
+    truth = sine.raw_targets("test")
+    m_s = B.per_horizon_metrics(B.seasonal_naive(sine.history("test", 12), 12, sine.period), truth)
+    m_p = B.per_horizon_metrics(B.persistence(sine.history("test", 1)[:, -1], 12), truth)
+    assert m_s["rmse_all"] < 1e-9 and m_p["rmse_all"] > 0.3
+    with pytest.raises(ValueError, match="unknown source"):
+        load_series({"source": "parquet"})
+
+
+def test_train_batches_deterministic(tmp_path):
+    cfg = _cfg(_ramp_csv(tmp_path, n=60))
+    data = prepare(cfg, 4, 2, seed=3)
+    n = len(data.train)
+    bs = 5
+    spe = data.steps_per_epoch(bs)
+    assert spe == n // bs
+    b = data.train_batch(7, bs)
+    assert b["inputs"].shape == (5, 4, 1) and b["inputs"].dtype == np.float32
+    # Pure function of (seed, step): same answer from a fresh object and in any call order.
+    again = prepare(cfg, 4, 2, seed=3)
+    for step in (7, 0, 7, 2 * spe + 1):
+        x, y = data.train_batch(step, bs), again.train_batch(step, bs)
+        np.testing.assert_array_equal(x["inputs"], y["inputs"])
+        np.testing.assert_array_equal(x["targets"], y["targets"])
+    assert not np.array_equal(data.train_batch(0, bs)["inputs"], data.train_batch(1, bs)["inputs"])
+    assert not np.array_equal(data.train_batch(0, bs, seed=4)["inputs"], data.train_batch(0, bs)["inputs"])
+    # One epoch visits distinct windows (each at most once); epochs are reshuffled.
+    first_vals = lambda steps: [v for s in steps for v in data.train_batch(s, bs)["inputs"][:, 0, 0].tolist()]
+    epoch0 = first_vals(range(spe))
+    assert len(set(epoch0)) == spe * bs
+    assert epoch0 != first_vals(range(spe, 2 * spe))
+    with pytest.raises(ValueError):
+        data.train_batch(0, n + 1)
+
+
+def test_eval_batches_in_order_and_padded(tmp_path):
+    data = prepare(_cfg(_ramp_csv(tmp_path, n=60)), 4, 2)
+    w = data.windows("test")
+    batches = list(data.eval_batches("test", 4))
+    assert [b["inputs"].shape[0] for b in batches] == [4, 4, 3]
+    stacked = np.concatenate([b["targets"] for b in batches])
+    np.testing.assert_array_equal(stacked, w.targets.astype(np.float32))
+    padded = list(data.eval_batches("test", 4, pad=True))
+    assert all(b["inputs"].shape == (4, 4, 1) for b in padded)
+    assert padded[-1]["mask"].tolist() == [True, True, True, False]
+    with pytest.raises(ValueError):
+        next(data.eval_batches("holdout", 4))
+    no_val = prepare(_cfg(_ramp_csv(tmp_path, n=60), val_frac=0.0), 4, 2)
+    assert no_val.val is None
+    with pytest.raises(ValueError, match="val"):
+        next(no_val.eval_batches("val", 4))
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_persistence_hand_values():
+    p = B.persistence(np.array([3.0, -1.0]), 3)
+    assert p.tolist() == [[3, 3, 3], [-1, -1, -1]]
+    p2 = B.persistence(np.array([[1.0, 10.0]]), 2)
+    assert p2.shape == (1, 2, 2) and p2[0].tolist() == [[1, 10], [1, 10]]
+    with pytest.raises(ValueError):
+        B.persistence(np.array([1.0]), 0)
+
+
+def test_seasonal_naive_hand_values():
+    # History y[0..5] = 10..15, last observed t = 5, period 3: the last season is (13, 14, 15).
+    hist = np.arange(10.0, 16.0)
+    # h:        1   2   3   4   5   6   7   8
+    # index:    3   4   5   3   4   5   3   4   (t + h - 3 * ceil(h / 3))
+    assert B.seasonal_naive(hist, 8, 3).tolist() == [13, 14, 15, 13, 14, 15, 13, 14]
+    assert B.seasonal_naive(hist, 2, 3).tolist() == [13, 14]
+    # Period 1 is persistence; batched (N, L) and (N, L, F) inputs.
+    two = np.stack([hist, hist * 2])
+    assert B.seasonal_naive(two, 3, 1).tolist() == [[15, 15, 15], [30, 30, 30]]
+    assert B.seasonal_naive(two, 5, 4).tolist()[1] == [24, 26, 28, 30, 24]
+    assert B.seasonal_naive(two[..., None], 2, 2).shape == (2, 2, 1)
+    with pytest.raises(ValueError, match="period=12"):
+        B.seasonal_naive(hist, 3, 12)
+
+
+def test_per_horizon_metrics_and_tables():
+    truth = np.array([[1.0, 2.0], [3.0, 4.0]])
+    pred = np.array([[2.0, 2.0], [3.0, 1.0]])  # errors [[1, 0], [0, -3]]
+    m = B.per_horizon_metrics(pred, truth)
+    np.testing.assert_allclose(m["rmse"], [np.sqrt(0.5), np.sqrt(4.5)])
+    np.testing.assert_allclose(m["mae"], [0.5, 1.5])
+    assert m["rmse_all"] == pytest.approx(np.sqrt(10 / 4)) and m["mae_all"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        B.per_horizon_metrics(pred, truth[:1])
+
+    pers = B.per_horizon_metrics(np.zeros_like(truth), truth)  # errors = truth
+    rows = B.ratio_table({"lstm": m}, {"persistence": pers})
+    assert [(r["name"], r["step"]) for r in rows] == [
+        ("lstm", 1),
+        ("lstm", 2),
+        ("lstm", "all"),
+        ("persistence", 1),
+        ("persistence", 2),
+        ("persistence", "all"),
+    ]
+    assert rows[0]["mae_ratio"] == pytest.approx(0.5 / 2.0)
+    assert rows[1]["rmse_ratio"] == pytest.approx(np.sqrt(4.5) / np.sqrt(10.0))
+    assert all(r["rmse_ratio"] == 1.0 for r in rows if r["name"] == "persistence")
+    # A bare metrics dict is named 'model'; persistence is required.
+    assert B.ratio_table(m, {"persistence": pers})[0]["name"] == "model"
+    with pytest.raises(ValueError, match="persistence"):
+        B.ratio_table(m, {"seasonal": pers})
+    table = B.format_table(rows, steps=[1, "all"])
+    lines = table.strip().splitlines()
+    assert lines[0].startswith("| model | step | RMSE | MAE |") and len(lines) == 2 + 4
+    assert "| lstm | 1 | 0.7071 | 0.5000 | 0.316 | 0.250 |" in table
+
+
+def test_plots_write_png(tmp_path):
+    truth = np.sin(np.arange(24) / 3.0)
+    f1 = B.plot_forecast(
+        tmp_path / "f.png",
+        truth,
+        {"persistence": np.zeros(24), "model": truth + 0.1},
+        history=np.ones(10),
+        title="test",
+    )
+    m = {"persistence": {"rmse": [1.0, 2.0, 3.0]}, "model": {"rmse": [0.5, 0.7, 0.9]}}
+    f2 = B.plot_error_by_horizon(tmp_path / "e.png", m)
+    for f in (f1, f2):
+        head = open(f, "rb").read(8)
+        assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(f) > 1000
+    with pytest.raises(ValueError):
+        B.plot_forecast(tmp_path / "bad.png", truth, {"short": np.zeros(3)})
