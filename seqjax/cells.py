@@ -71,6 +71,7 @@ def _affine(x, w, b):
     return y + b.reshape((1,) * (y.ndim - 1) + b.shape)
 
 
+@jax.tree_util.register_static  # passes through jit/vmap as a static value
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One recurrent cell kind. Build it with :func:`make_cell` or use the module constants."""

@@ -197,6 +197,7 @@ def bidirectional(cell, params_fwd, params_bwd, xs, carry0=None, *, lengths=None
     return (final_f, final_b), merge(y_f, y_b, merge_mode)
 
 
+@jax.tree_util.register_static  # passes through jit/vmap as a static value
 @dataclasses.dataclass(frozen=True)
 class Stack:
     """A multi-layer, optionally bidirectional recurrent network, like ``torch.nn.LSTM``.

@@ -117,3 +117,14 @@ def test_unknown_names():
         cells.gru.init(jax.random.PRNGKey(0), 3, 4, forget_bias=1.0)
     with pytest.raises(ValueError, match="unknown merge mode 'avg'"):
         seqjax.Stack("lstm", merge="avg")
+
+
+def test_cells_and_stacks_pass_through_jit_as_static_values():
+    p = cells.gru.init(jax.random.PRNGKey(0), 3, 4)
+    xs = jnp.ones((2, 5, 3))
+    np.testing.assert_allclose(jax.jit(seqjax.unroll)(cells.gru, p, xs)[1], seqjax.unroll(cells.gru, p, xs)[1],
+                               atol=1e-6)
+    st = seqjax.Stack("lstm", num_layers=2)
+    q = st.init(jax.random.PRNGKey(0), 3, 4)
+    out = jax.jit(lambda s, q, x: s(q, x)[1])(st, q, xs)
+    assert out.shape == (2, 5, 4)
