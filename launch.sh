@@ -36,19 +36,27 @@ setup() {
     "$base" -c 'import sys; assert sys.version_info >= (3, 10), "seqjax needs Python >= 3.10"' || exit 1
     "$base" -m venv "$VENV"
   fi
-  "$PY" -m pip install -q -e ".[dev]"
+  pip_install -e ".[dev]"
   case "$ACCEL" in
-    cuda) "$PY" -m pip install -q -U "jax[cuda12]";;
-    tpu)  "$PY" -m pip install -q -U "jax[tpu]";;
+    cuda) pip_install -U "jax[cuda12]";;
+    tpu)  pip_install -U "jax[tpu]";;
   esac
   [ "$TORCH" = "1" ] && install_torch
   echo "$want" > "$stamp"
   "$PY" -c 'import jax; print("== jax", jax.__version__, "on", jax.default_backend(), jax.devices())'
 }
 
+pip_install() {
+  # pip, minus the per-package warnings some machines' pip.conf produces for missing local indexes
+  local rc=0
+  "$PY" -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  rc=${PIPESTATUS[0]}
+  return "$rc"
+}
+
 install_torch() {
   # Exactly 2.13.0: any range pulls the CUDA build and gigabytes of dependencies.
-  "$PY" -m pip install -q "torch==2.13.0" && touch "$VENV/.seqjax-torch"
+  pip_install "torch==2.13.0" && touch "$VENV/.seqjax-torch"
 }
 
 cmd=${1:-main}
