@@ -1,0 +1,265 @@
+"""The shared training loop: ``train(config, workdir, make_task) -> final metrics``.
+
+A run is a pure function of its config: step ``s`` trains on ``task.train_batch(s)`` with the key
+``fold_in(train_key, s)``. Rerunning with the same workdir restores the latest checkpoint and
+continues, so an interrupted run ends with the same params, bit for bit, as an uninterrupted one.
+
+The host syncs with the device only at log, eval and checkpoint points. That is also where a
+non-finite loss, recorded by the jitted step in ``state.bad_step``, stops the run; since a
+checkpoint is only written after that check, every checkpoint on disk is from before the bad step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqjax.train import checkpoint as ckpt
+from seqjax.train import config as config_lib
+from seqjax.train.records import Records, plot_losses, read_records
+from seqjax.train.state import (
+    Placement,
+    TrainState,
+    init_state,
+    learning_rate_schedule,
+    make_eval_step,
+    make_optimizer,
+    make_train_step,
+)
+from seqjax.train.task import as_task, is_task
+
+FINAL_FILE = "final.json"
+CONFIG_FILE = "config.json"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss (or gradient) stopped being finite; ``step`` is the first bad step."""
+
+    def __init__(self, message: str, step: int, last_good_checkpoint: int | None):
+        super().__init__(message)
+        self.step = step
+        self.last_good_checkpoint = last_good_checkpoint
+
+
+def _averages(pending: list[dict], prefix: str) -> dict:
+    """``{prefix + name: sum / count}`` over a list of ``{name: (sum, count)}`` (fetched once)."""
+    sums: dict[str, list[float]] = {}
+    for metrics in jax.device_get(pending):
+        for name, (total, count) in metrics.items():
+            acc = sums.setdefault(name, [0.0, 0.0])
+            acc[0] += float(np.sum(total))
+            acc[1] += float(np.sum(count))
+    return {prefix + name: (s / c if c else float("nan")) for name, (s, c) in sums.items()}
+
+
+def _better(value: Any, best: float | None, mode: str) -> bool:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return best is None or (value < best if mode == "min" else value > best)
+
+
+class _Run:
+    """One ``train`` call: the task, its jitted steps, the checkpoint manager and the records."""
+
+    def __init__(self, config, workdir: str, task, devices):
+        self.config, self.workdir, self.task = config, workdir, task
+        self.t = t = config.train
+        self.config_dict = config_lib.to_dict(config)
+        self.placement = Placement(devices)
+        self.optimizer = make_optimizer(t)
+        self.schedule = jax.jit(learning_rate_schedule(t))  # evaluated on the host at log points
+        self.init_key, self.train_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+        replicated = self.placement.replicated
+        self.make_state = jax.jit(
+            partial(init_state, task, self.optimizer, batch_size=t.batch_size), out_shardings=replicated
+        )
+        self.step_fn = jax.jit(make_train_step(task, self.optimizer), out_shardings=replicated)
+        self.eval_fn = jax.jit(make_eval_step(task), out_shardings=replicated)
+        self.manager = None
+        self.warned_metric = False
+
+    # -- setup
+
+    def open(self) -> tuple[TrainState, bool]:
+        """The state to start from, restored from the workdir if it has a checkpoint.
+
+        A checkpoint from another model raises before anything in the workdir changes."""
+        t = self.t
+        manager_args = dict(max_to_keep=t.max_to_keep, best_metric=t.best_metric, best_mode=t.best_mode)
+        resumed = None
+        if os.path.isdir(ckpt.checkpoint_dir(self.workdir)):
+            self.manager = ckpt.open_manager(self.workdir, **manager_args)
+            abstract = self.placement.abstract(jax.eval_shape(self.make_state, self.init_key))
+            resumed = ckpt.restore_for_resume(
+                self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items()
+            )
+        os.makedirs(self.workdir, exist_ok=True)
+        if self.manager is None:
+            self.manager = ckpt.open_manager(self.workdir, **manager_args)
+        config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
+        if resumed is None:
+            return self.make_state(self.init_key), False
+        _, params, items = resumed
+        state = TrainState(
+            step=items["step"],
+            params=params,
+            opt_state=items["opt_state"],
+            task_state=items["task_state"],
+            bad_step=jnp.full((), -1, jnp.int32),
+            bad_loss=jnp.zeros((), jnp.float32),
+        )
+        return self.placement.put_state(state), True
+
+    # -- the loop
+
+    def loop(self, state: TrainState, records: Records, session_start: float) -> tuple[TrainState, dict]:
+        """Trains from ``state.step`` to ``train.steps``; returns the state and the last record."""
+        t, task = self.t, self.task
+        metadata = task.metadata()
+        best = ckpt.best_value(self.manager, t.best_metric, t.best_mode)
+        last_record: dict = {}
+        pending, tokens, interval_start = [], 0, time.perf_counter()
+        for step in range(int(jax.device_get(state.step)), t.steps):
+            batch = task.train_batch(step)
+            tokens += task.batch_tokens(batch)
+            state, metrics = self.step_fn(state, self.placement.put_batch(batch), self.train_key)
+            pending.append(metrics)
+            records.advance()
+            done = step + 1
+            last = done == t.steps
+            do_log = done % t.log_every == 0 or last
+            do_eval = bool(t.eval_every and done % t.eval_every == 0) or last
+            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last
+            if not (do_log or do_eval or do_save):
+                continue
+            self.check_finite(state)  # the loop's only host sync, and always before a save
+            record = None
+            if do_log or do_eval:
+                now = time.perf_counter()
+                record = {
+                    "step": done,
+                    "time": round(records.time_offset + now - session_start, 3),
+                    "tokens_per_s": round(tokens / max(now - interval_start, 1e-9), 1),
+                    "learning_rate": float(self.schedule(step)),
+                    **_averages(pending, "train_"),
+                }
+                if do_eval:
+                    record.update(self.evaluate(state.params))
+                    self.check_best_metric(record)
+                records.write(record)
+                last_record = record
+                task.on_log(state.params, done)
+            improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
+            if do_save or improved:  # a new best is saved even between checkpoint steps
+                params, items = state.checkpoint_items()
+                ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
+                best = record[t.best_metric] if improved else best
+            pending, tokens, interval_start = [], 0, time.perf_counter()
+        return state, last_record
+
+    def evaluate(self, params) -> dict:
+        """Averages over ``task.eval_batches()``, run in order; the task state is carried from one
+        batch to the next (as in training), restarting from ``init_state`` when the batch size changes."""
+        pending, state, size = [], None, None
+        for batch in self.task.eval_batches():
+            batch_size = int(np.shape(next(iter(batch.values())))[0])
+            if batch_size != size:
+                state, size = self.placement.put_state(self.task.init_state(batch_size)), batch_size
+            metrics, state = self.eval_fn(params, self.placement.put_batch(batch), self.eval_key, state)
+            pending.append(metrics)
+        return _averages(pending, "val_") if pending else {}
+
+    def check_finite(self, state: TrainState) -> None:
+        bad_step, bad_loss = jax.device_get((state.bad_step, state.bad_loss))
+        bad_step, bad_loss = int(bad_step), float(bad_loss)
+        if bad_step < 0:
+            return
+        self.manager.wait_until_finished()  # saves in flight are of earlier, good steps
+        last = self.manager.latest_step()
+        where = (
+            f"last good checkpoint is step {last} in {ckpt.checkpoint_dir(self.workdir)}"
+            if last is not None
+            else "no checkpoint was saved before it"
+        )
+        what = (
+            f"loss became {bad_loss}"
+            if not math.isfinite(bad_loss)
+            else (f"gradient became non-finite (loss {bad_loss:.6g})")
+        )
+        raise NonFiniteLossError(f"{what} at step {bad_step}; {where}", bad_step, last)
+
+    def check_best_metric(self, record: dict) -> None:
+        if self.warned_metric:
+            return
+        self.warned_metric = True
+        if self.t.best_metric not in record:
+            warnings.warn(
+                f"train.best_metric={self.t.best_metric!r} is not recorded (have: "
+                f"{', '.join(k for k in record if k != 'step')}); 'best' will be the latest checkpoint",
+                stacklevel=3,
+            )
+
+    # -- the end
+
+    def finish(self, state: TrainState, last_record: dict, start: int, session_start: float) -> dict:
+        """Final metrics: the last train averages, a validation pass, the task's ``final_eval``."""
+        final: dict[str, Any] = {"steps": int(jax.device_get(state.step))}
+        if not last_record:  # nothing trained in this session: take the record of the resumed step
+            kept = [r for r in read_records(self.workdir) if r.get("step") == start]
+            last_record = kept[-1] if kept else {}
+        final.update({k: v for k, v in last_record.items() if k.startswith("train_")})
+        val = {k: v for k, v in last_record.items() if k.startswith("val_")}
+        final.update(val or self.evaluate(state.params))
+        final.update(self.task.final_eval(state.params, self.workdir) or {})
+        final["train_time_s"] = last_record.get("time")
+        final["wall_time_s"] = round(time.perf_counter() - session_start, 3)
+        final = {k: (v.item() if isinstance(v, (np.generic, jax.Array)) else v) for k, v in final.items()}
+        plot_losses(self.workdir)
+        path = os.path.join(self.workdir, FINAL_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump(final, f, indent=2)
+        os.replace(path + ".tmp", path)
+        return final
+
+
+def train(config, workdir: str, make_task, *, progress_bar: bool | None = None, devices=None) -> dict:
+    """Trains (or resumes) the run in ``workdir`` and returns its final metrics.
+
+    ``make_task`` is ``make_task(config) -> Task`` (called before the workdir is created, so a
+    ``ConfigError`` it raises leaves nothing behind) or a Task. Writes ``config.json``,
+    ``metrics.jsonl``, TensorBoard events, checkpoints, ``loss.png`` and ``final.json``.
+    ``devices`` (default: all) are the data-parallel mesh; ``progress_bar`` defaults to
+    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite
+    and :class:`~seqjax.train.checkpoint.ResumeError` if the checkpoint is from another model.
+    """
+    session_start = time.perf_counter()
+    config_lib.validate(config)
+    workdir = os.path.abspath(workdir)
+    task = as_task(make_task if is_task(make_task) else make_task(config))
+    run = _Run(config, workdir, task, devices)
+    try:
+        state, resumed = run.open()
+        start = int(jax.device_get(state.step))
+        records = Records(workdir, start, config.train.steps, progress_bar)
+        try:
+            records.message(f"workdir {workdir}")
+            if resumed:
+                records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
+            state, last_record = run.loop(state, records, session_start)
+        finally:
+            records.close()
+        run.manager.wait_until_finished()
+    finally:
+        if run.manager is not None:
+            run.manager.wait_until_finished()
+            run.manager.close()
+    return run.finish(state, last_record, start, session_start)

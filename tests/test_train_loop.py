@@ -1,0 +1,224 @@
+"""The train step, the optimizer, and one end-to-end run of the toy task through the CLI."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+import toy_task
+
+from seqjax.train import NonFiniteLossError, load_from_workdir, main, make_optimizer, make_train_step, train
+from seqjax.train.state import init_state, learning_rate_schedule
+from seqjax.train.task import as_task
+
+TOY_CONFIG = toy_task.__file__
+
+
+def _leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def _fresh(config):
+    task = toy_task.make_task(config)
+    optimizer = make_optimizer(config.train)
+    state = jax.jit(lambda k: init_state(task, optimizer, k, config.train.batch_size))(jax.random.PRNGKey(0))
+    return task, jax.jit(make_train_step(task, optimizer)), state
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """(config, task, jitted train step, initial state), compiled once for the tests below."""
+    config = toy_task.get_config()
+    config.data.nan_at_step = 1
+    return (config, *_fresh(config))
+
+
+def test_one_real_step_changes_every_parameter(toy):
+    config, task, step, state = toy
+    new, metrics = step(state, task.train_batch(0), jax.random.PRNGKey(1))
+    for before, after in zip(_leaves(state.params), _leaves(new.params), strict=True):
+        assert np.all(before != after)
+    assert int(new.step) == 1 and int(new.bad_step) == -1
+    assert int(new.task_state["examples_seen"]) == config.train.batch_size
+    total, count = metrics["loss"]
+    assert float(count) == config.train.batch_size and np.isfinite(float(total))
+
+
+def test_loss_decreases_over_fifty_steps(toy):
+    config, task, step, state = toy
+    losses = []
+    for s in range(2, 52):  # past the NaN batch at step 1
+        state, metrics = step(state, task.train_batch(s), jax.random.PRNGKey(1))
+        losses.append(metrics["loss"])
+    losses = [float(t / c) for t, c in jax.device_get(losses)]
+    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
+
+
+def test_a_non_finite_loss_skips_the_update_and_records_the_step(toy):
+    config, task, step, state = toy
+    state, _ = step(state, task.train_batch(0), jax.random.PRNGKey(1))
+    good = _leaves(state)
+    state, _ = step(state, task.train_batch(1), jax.random.PRNGKey(1))
+    assert int(state.bad_step) == 1 and np.isnan(float(state.bad_loss))
+    for before, after in zip(good[1:-2], _leaves(state)[1:-2], strict=True):  # params, opt and task state
+        np.testing.assert_array_equal(before, after)
+    state, _ = step(state, task.train_batch(2), jax.random.PRNGKey(1))
+    assert int(state.bad_step) == 1  # the first bad step is kept
+
+
+@pytest.mark.parametrize("optimizer, schedule, clip", [("adamw", "cosine", 1.0), ("sgd", "constant", 0.5)])
+def test_optimizers_and_schedules(optimizer, schedule, clip):
+    config = toy_task.get_config()
+    config.train.update(
+        optimizer=optimizer,
+        schedule=schedule,
+        clip_norm=clip,
+        warmup_steps=10,
+        weight_decay=1e-4,
+        steps=100,
+        learning_rate=0.1,
+    )
+    lr = learning_rate_schedule(config.train)
+    assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(0.05)
+    assert float(lr(10)) == pytest.approx(0.1)
+    assert float(lr(100)) == pytest.approx(0.0 if schedule == "cosine" else 0.1, abs=1e-7)
+    task, step, state = _fresh(config)
+    new, _ = step(state, task.train_batch(0), jax.random.PRNGKey(1))
+    assert all(
+        np.all(a == b) for a, b in zip(_leaves(state.params), _leaves(new.params), strict=True)
+    )  # lr(0) == 0
+    new, _ = step(new, task.train_batch(1), jax.random.PRNGKey(1))
+    assert all(np.all(a != b) for a, b in zip(_leaves(state.params), _leaves(new.params), strict=True))
+
+
+def test_a_duck_typed_task_gets_the_optional_defaults():
+    class Minimal:
+        def init(self, rng):
+            return {}
+
+        def loss(self, params, batch, rng, *, train, state):
+            return 0.0, ({}, state)
+
+        def train_batch(self, step):
+            return {"tokens": np.zeros((4, 7))}
+
+        def eval_batches(self):
+            return []
+
+    task = as_task(Minimal())
+    assert task.init_state(4) is None and task.metadata() == {} and task.final_eval(None, "") == {}
+    assert task.batch_tokens(task.train_batch(0)) == 28
+    with pytest.raises(TypeError, match="missing loss"):
+        as_task(object.__new__(type("NoLoss", (), {"init": lambda s, r: 0})))
+
+
+def test_end_to_end_run_leaves_a_complete_workdir(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    argv = [
+        "--workdir",
+        str(workdir),
+        "--config",
+        TOY_CONFIG,
+        "--config.train.eval_every=10",
+        "--config.train.checkpoint_every=10",
+        "--config.train.max_to_keep=1",
+        "--config.train.best_mode=max",
+    ]  # 'best' = highest val loss: an early step, kept beside the latest
+    final = main("toy", toy_task.make_task, argv)
+    out = capsys.readouterr().out
+
+    final_line = [line for line in out.splitlines() if line.startswith("final: ")]
+    assert len(final_line) == 1 and "val_loss=" in final_line[0] and "test_mse=" in final_line[0]
+    assert json.loads((workdir / "final.json").read_text()) == final
+    assert final["steps"] == 40 and final["wall_time_s"] > 0
+    assert np.isfinite(final["val_loss"]) and final["test_mse"] < 1.0
+
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["train"]["eval_every"] == 10 and saved["model"] == {"hidden": 8}
+
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30, 40]
+    assert all("val_loss" in r and "train_loss" in r and r["tokens_per_s"] > 0 for r in records)
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert final["val_loss"] == records[-1]["val_loss"]
+
+    events = list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and b"train/loss" in events[0].read_bytes() and b"val/mae" in events[0].read_bytes()
+    png = (workdir / "loss.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+    # Kept: the latest step and the best (highest val_loss), nothing else, no temporary dirs.
+    best = max(records, key=lambda r: r["val_loss"])["step"]
+    assert sorted(os.listdir(workdir / "checkpoints"), key=int) == sorted({str(best), "40"}, key=int)
+
+    # load_from_workdir round trip: the latest params give the final val loss again.
+    config, params, metadata = load_from_workdir(str(workdir), toy_task.make_task)
+    task = toy_task.make_task(config)
+    assert metadata == task.metadata() and config.train.best_mode == "max"
+    sums = [
+        task.loss(params, b, None, train=False, state=task.init_state(32))[1][0]["loss"]
+        for b in task.eval_batches()
+    ]
+    assert sum(float(t) for t, _ in sums) / sum(float(c) for _, c in sums) == pytest.approx(
+        final["val_loss"], 1e-6
+    )
+    _, best_params, _ = load_from_workdir(str(workdir), toy_task.make_task, which="best")
+    assert any(np.any(a != b) for a, b in zip(_leaves(params), _leaves(best_params), strict=True))
+    seen = []
+    two_args = lambda c, meta: seen.append(meta) or toy_task.make_task(c)  # noqa: E731 (e.g. a vocabulary)
+    _, again, _ = load_from_workdir(str(workdir), two_args)
+    assert seen == [metadata] and all(
+        np.all(a == b) for a, b in zip(_leaves(params), _leaves(again), strict=True)
+    )
+    _, raw, _ = load_from_workdir(str(workdir))  # no make_task: the saved tree as nested dicts
+    assert jax.tree.structure(raw) == jax.tree.structure(jax.device_get(params))
+
+
+def test_load_from_workdir_without_checkpoints_says_what_it_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no checkpoints in .*expected Orbax step directories"):
+        load_from_workdir(str(tmp_path), toy_task.make_task)
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no completed step"):
+        load_from_workdir(str(tmp_path), toy_task.make_task)
+    assert os.listdir(tmp_path / "checkpoints") == []
+
+
+def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = toy_task.get_config()
+    config.data.nan_at_step = 27
+    config.train.update(log_every=5, eval_every=0, checkpoint_every=10, max_to_keep=5)
+    task = toy_task.make_task(config)
+    with pytest.raises(NonFiniteLossError) as info:
+        train(config, str(tmp_path), task)
+    message = str(info.value)
+    assert message.startswith("loss became nan at step 27; last good checkpoint is step 20 in ")
+    assert message.endswith(os.path.join(str(tmp_path), "checkpoints"))
+    assert info.value.step == 27 and info.value.last_good_checkpoint == 20
+    assert isinstance(info.value, FloatingPointError)
+
+    # Only complete checkpoints from before the bad step; the latest restores to finite params.
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
+    _, params, _ = load_from_workdir(str(tmp_path), toy_task.make_task)
+    assert all(np.all(np.isfinite(x)) for x in _leaves(params))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20, 25]
+    assert task.logged_steps == [5, 10, 15, 20, 25]
+
+
+def test_nan_through_the_cli_exits_nonzero_with_the_message(tmp_path, capsys):
+    argv = [
+        "--workdir",
+        str(tmp_path),
+        "--config",
+        TOY_CONFIG,
+        "--config.data.nan_at_step=3",
+        "--config.train.steps=5",
+        "--config.train.log_every=5",
+    ]
+    with pytest.raises(SystemExit) as info:
+        main("toy", toy_task.make_task, argv)
+    assert info.value.code == 1
+    assert "loss became nan at step 3; no checkpoint was saved before it" in capsys.readouterr().err
+    assert not (tmp_path / "final.json").exists()
+    assert os.listdir(tmp_path / "checkpoints") == []
