@@ -125,6 +125,13 @@ class _Run:
         """Trains from ``state.step`` to ``train.steps``; returns the state and the last record."""
         t, task = self.t, self.task
         metadata = task.metadata()
+        try:
+            json.dumps(metadata)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"{type(task).__name__}.metadata() must be JSON-able (it is saved beside "
+                f"each checkpoint): {e}"
+            ) from None
         best = ckpt.best_value(self.manager, t.best_metric, t.best_mode)
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()
