@@ -122,8 +122,15 @@ def main(
         raise SystemExit(2) from None
 
     workdir = args.workdir or _fresh_workdir(experiment)
+    # Build the task (read and check the data) before anything is written: bad input (an empty
+    # file, a bad label, an unprepared TFDS dataset, ...) is reported in one line, workdir untouched.
     try:
-        final = train(config, workdir, make_task)
+        task = make_task(config)
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        final = train(config, workdir, task)
     except (ResumeError, config_lib.ConfigError) as e:  # make_task may reject the config, too
         print(f"{prog}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
