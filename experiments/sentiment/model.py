@@ -1,0 +1,135 @@
+"""The sentiment classifier (N -> 1): embedding -> recurrent stack -> pooling -> dense -> sigmoid.
+
+Pure functions over a params pytree::
+
+    model = SentimentModel.from_config(config.model, vocab_size=config.data.vocab_size)
+    params = model.init(key)                    # {"embed": (V, E), "rnn": [...], "head": {...}}
+    logits = model(params, tokens, lengths)     # (batch,); p(positive) = sigmoid(logit)
+
+``tokens`` is ``(batch, time)`` int ids padded with PAD (0) after each review and ``lengths`` the
+real lengths. Padded steps never reach the result: the stack holds its carry there, ``last``
+reads the final states, and ``mean``/``max`` pool over real steps only. So a review gives the
+same logit alone or in any padded batch.
+
+Pooling (``model.pooling``):
+
+* ``last``: the top layer's final state, :meth:`seqjax.Stack.top_hidden`. For a bidirectional
+  stack that concatenates the forward state after the last real word with the backward state
+  after the first word, so both directions have read the whole review.
+* ``mean`` / ``max``: over the top layer's outputs at real steps (:func:`seqjax.structures.pool`).
+
+The embedding has ``vocab_size`` rows (``config.data.vocab_size``, like Keras'
+``Embedding(10000, 32)``), so every parameter shape follows from the config alone and a
+checkpoint can be restored before any data is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqjax.cells import INIT_SCHEMES, make_cell
+from seqjax.recurrent import Stack
+from seqjax.structures import dense, dense_init, pool
+
+POOLINGS = ("last", "mean", "max")
+CELLS = ("rnn", "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_cho")
+EMBED_SCALE = 0.05  # embeddings ~ U(-0.05, 0.05), Keras' Embedding default
+
+
+@dataclasses.dataclass(frozen=True)
+class SentimentModel:
+    vocab_size: int
+    embed_dim: int = 32
+    hidden: int = 32
+    cell: str = "lstm"
+    num_layers: int = 1
+    bidirectional: bool = True
+    pooling: str = "last"
+    dropout: float = 0.0
+    init_scheme: str = "xavier_orthogonal"  # config key `init`; a seqjax.cells scheme
+    forget_bias: float | None = None  # None: 1.0 for an LSTM, 0 for other cells
+
+    def __post_init__(self):
+        def need(ok: bool, field: str, what: str):
+            if not ok:
+                raise ValueError(f"model.{field}={getattr(self, field)!r}: {what}")
+
+        def positive_int(v):
+            return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
+
+        need(positive_int(self.vocab_size) and self.vocab_size >= 2, "vocab_size", "expected an integer >= 2")
+        for field in ("embed_dim", "hidden", "num_layers"):
+            need(positive_int(getattr(self, field)), field, "expected an integer >= 1")
+        need(str(self.cell).lower() in CELLS, "cell", f"expected one of {', '.join(CELLS)}")
+        need(self.pooling in POOLINGS, "pooling", f"expected one of {', '.join(POOLINGS)}")
+        need(isinstance(self.bidirectional, bool), "bidirectional", "expected true or false")
+        need(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, "dropout",
+             "expected a rate in [0, 1)")
+        need(self.init_scheme in INIT_SCHEMES, "init_scheme", f"expected one of {', '.join(INIT_SCHEMES)}")
+        if self.forget_bias is not None:
+            need(make_cell(self.cell).kind == "lstm" or self.forget_bias == 0, "forget_bias",
+                 f"applies to an LSTM only (cell={self.cell!r}); set it to None")
+
+    @classmethod
+    def from_config(cls, model_cfg: Mapping[str, Any] | Any, vocab_size: int) -> SentimentModel:
+        """Builds the model from a config's ``model`` section; unknown keys are an error."""
+        cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+        if "init" in cfg:
+            cfg["init_scheme"] = cfg.pop("init")
+        fields = {f.name for f in dataclasses.fields(cls)} - {"vocab_size"}
+        unknown = sorted(set(cfg) - fields)
+        if unknown:
+            keys = sorted(fields - {"init_scheme"} | {"init"})
+            raise ValueError(f"unknown model key(s) {unknown}; expected some of {keys}")
+        return cls(vocab_size=vocab_size, **cfg)
+
+    @property
+    def stack(self) -> Stack:
+        return Stack(make_cell(self.cell), self.num_layers, self.bidirectional, "concat", self.dropout)
+
+    @property
+    def features(self) -> int:
+        """Width of the pooled vector the head reads."""
+        return self.stack.output_size(self.hidden)
+
+    def init(self, key: jax.Array) -> dict:
+        k_embed, k_rnn, k_head = jax.random.split(key, 3)
+        stack = self.stack
+        forget = self.forget_bias
+        if forget is None:
+            forget = 1.0 if stack.cell.kind == "lstm" else 0.0
+        return {
+            "embed": jax.random.uniform(k_embed, (self.vocab_size, self.embed_dim), jnp.float32,
+                                        -EMBED_SCALE, EMBED_SCALE),
+            "rnn": stack.init(k_rnn, self.embed_dim, self.hidden, init=self.init_scheme, forget_bias=forget),
+            "head": dense_init(k_head, self.features, 1),
+        }
+
+    def __call__(self, params: dict, tokens: jax.Array, lengths: jax.Array, *, rng: jax.Array | None = None,
+                 train: bool = False) -> jax.Array:
+        """Logits ``(batch,)`` of the positive class for ``tokens (batch, time)``."""
+        if np.ndim(tokens) != 2:
+            raise ValueError(f"expected tokens of shape (batch, time), got {tuple(np.shape(tokens))}")
+        if tuple(np.shape(lengths)) != (np.shape(tokens)[0],):
+            raise ValueError(f"expected lengths of shape ({np.shape(tokens)[0]},) for tokens of shape "
+                             f"{tuple(np.shape(tokens))}, got {tuple(np.shape(lengths))}")
+        drop = train and self.dropout > 0
+        if drop and rng is None:
+            raise ValueError("model.dropout > 0 needs an rng when train=True")
+        rng_stack, rng_head = jax.random.split(rng) if drop else (None, None)
+        x = jnp.take(params["embed"], tokens, axis=0)  # (B, T, E)
+        final, ys = self.stack(params["rnn"], x, lengths=lengths, rng=rng_stack, train=train)
+        if self.pooling == "last":
+            h = self.stack.top_hidden(final)
+        else:
+            h = pool(ys, lengths, self.pooling)
+        if drop:
+            keep = jax.random.bernoulli(rng_head, 1.0 - self.dropout, h.shape)
+            h = jnp.where(keep, h / (1.0 - self.dropout), 0.0)
+        return dense(params["head"], h)[:, 0]
