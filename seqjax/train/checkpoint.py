@@ -119,6 +119,12 @@ def best_value(manager: ocp.CheckpointManager, metric: str, mode: str) -> float 
     return (manager.metrics(step) or {}).get(metric)
 
 
+def restore_params(manager: ocp.CheckpointManager, step: int, abstract_params: Any) -> Any:
+    """The params of one saved step, restored into the structure of ``abstract_params``."""
+    out = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params)))
+    return out["params"]
+
+
 def _restore_json(manager: ocp.CheckpointManager, step: int) -> tuple[dict, dict]:
     out = manager.restore(
         step, args=ocp.args.Composite(config=ocp.args.JsonRestore(), metadata=ocp.args.JsonRestore())

@@ -60,6 +60,7 @@ def base_config() -> ConfigDict:
             max_to_keep=3,  # latest checkpoints kept, plus the best one
             best_metric="val_loss",  # a key of metrics.jsonl that ranks checkpoints
             best_mode="min",  # min | max
+            final_eval="best",  # params given to the task's final_eval (test metrics): best | latest
         )
     )
     return config
@@ -78,6 +79,7 @@ def validate(config: ConfigDict) -> None:
     need(t.optimizer in OPTIMIZERS, "optimizer", f"expected one of {', '.join(OPTIMIZERS)}")
     need(t.schedule in SCHEDULES, "schedule", f"expected one of {', '.join(SCHEDULES)}")
     need(t.best_mode in ("min", "max"), "best_mode", "expected 'min' or 'max'")
+    need(t.get("final_eval", "best") in ("best", "latest"), "final_eval", "expected 'best' or 'latest'")
     need(isinstance(t.steps, int) and t.steps >= 1, "steps", "expected an integer >= 1")
     need(isinstance(t.batch_size, int) and t.batch_size >= 1, "batch_size", "expected an integer >= 1")
     need(isinstance(t.log_every, int) and t.log_every >= 1, "log_every", "expected an integer >= 1")

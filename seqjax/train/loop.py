@@ -217,6 +217,19 @@ class _Run:
 
     # -- the end
 
+    def final_params(self, state: TrainState):
+        """``state.params``, or with ``train.final_eval='best'`` those of the best checkpoint by
+        ``train.best_metric`` (so test metrics come from the model that validation picked)."""
+        self.final_eval_step = int(jax.device_get(state.step))
+        if self.t.get("final_eval", "best") != "best":
+            return state.params
+        step = ckpt.best_step(self.manager, self.t.best_metric, self.t.best_mode)
+        if step is None or step == self.final_eval_step:
+            return state.params
+        self.final_eval_step = step
+        abstract = self.placement.abstract(jax.eval_shape(lambda: state.params))
+        return ckpt.restore_params(self.manager, step, abstract)
+
     def finish(self, state: TrainState, last_record: dict, start: int, session_start: float) -> dict:
         """Final metrics: the last train averages, a validation pass, the task's ``final_eval``."""
         final: dict[str, Any] = {"steps": int(jax.device_get(state.step))}
@@ -226,7 +239,8 @@ class _Run:
         final.update({k: v for k, v in last_record.items() if k.startswith("train_")})
         val = {k: v for k, v in last_record.items() if k.startswith("val_")}
         final.update(val or self.evaluate(state.params))
-        final.update(self.task.final_eval(state.params, self.workdir) or {})
+        final.update(self.task.final_eval(self.final_params(state), self.workdir) or {})
+        final["final_eval_step"] = self.final_eval_step
         final["train_time_s"] = last_record.get("time")
         final["wall_time_s"] = round(time.perf_counter() - session_start, 3)
         final = {k: (v.item() if isinstance(v, (np.generic, jax.Array)) else v) for k, v in final.items()}
@@ -265,8 +279,8 @@ def train(config, workdir: str, make_task, *, progress_bar: bool | None = None, 
         finally:
             records.close()
         run.manager.wait_until_finished()
+        return run.finish(state, last_record, start, session_start)
     finally:
         if run.manager is not None:
             run.manager.wait_until_finished()
             run.manager.close()
-    return run.finish(state, last_record, start, session_start)

@@ -100,4 +100,5 @@ def as_task(obj: Any) -> Task:
 
 
 def is_task(obj: Any) -> bool:
-    return all(callable(getattr(obj, name, None)) for name in _REQUIRED)
+    """A task instance (not a task class or a factory): has the required methods."""
+    return not isinstance(obj, type) and all(callable(getattr(obj, name, None)) for name in _REQUIRED)
