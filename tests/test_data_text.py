@@ -221,3 +221,15 @@ def test_mock_data_tiny_shakespeare():
         text = tfds_source.tiny_shakespeare_text("train")
     assert isinstance(text, str) and len(text) >= 10
     assert CharVocab.from_text(text).decode(CharVocab.from_text(text).encode(text)) == text
+
+
+def test_word_vocab_keeps_head_or_tail():
+    from seqjax.data.text import WordVocab
+
+    v = WordVocab.build(["a b c d e"], max_size=10)
+    head, tail = v.encode("a b c d e", 2), v.encode("a b c d e", 2, keep="tail")
+    assert v.decode(head) == "a b" and v.decode(tail) == "d e"
+    import pytest
+
+    with pytest.raises(ValueError, match="keep must be 'head' or 'tail'"):
+        v.encode("a b", 2, keep="middle")

@@ -18,7 +18,9 @@ padded splits. Config keys (`cfg.data.*`, a ConfigDict or a dict; defaults in br
   text_column     csv/jsonl column holding the review ['text']
   label_column    csv/jsonl column holding 0/1 ['label']
   vocab_size      vocabulary size including PAD=0 and OOV=1 [10000]
-  max_len         reviews are truncated to their first max_len tokens, then padded [200]
+  max_len         reviews are truncated to max_len tokens, then padded [200]
+  truncate        which tokens a long review keeps: "head" (the first max_len) or "tail" (the
+                  last max_len, as Keras' pad_sequences does) ["head"]
   val_fraction    fraction of train held out for validation, chosen by a shuffle seeded with
                   the run seed, before the vocabulary is built [0.2]
   tfds_data_dir   TFDS data_dir for the TFDS sources [None: $TFDS_DATA_DIR or ~/tensorflow_datasets]
@@ -60,7 +62,7 @@ from seqjax.data.text import PAD_ID, WordVocab, pad_batch, read_text_file, token
 SOURCES = ("imdb_reviews", "glue/sst2", "imdb_dir", "csv", "jsonl", "generated")
 MARKERS = ("awful", "great")  # MARKERS[label] decides the label of a generated example
 
-_DEFAULTS = dict(
+DEFAULTS = dict(
     source="generated",
     path=None,
     test_path=None,
@@ -69,6 +71,7 @@ _DEFAULTS = dict(
     label_column="label",
     vocab_size=10000,
     max_len=200,
+    truncate="head",
     val_fraction=0.2,
     tfds_data_dir=None,
     tfds_download=True,
@@ -273,7 +276,7 @@ def _tokens(value: Any, where: str) -> list[str]:
 def _cfg(cfg_data: Any) -> dict[str, Any]:
     if hasattr(cfg_data, "to_dict"):  # ml_collections.ConfigDict
         cfg_data = cfg_data.to_dict()
-    cfg = dict(_DEFAULTS)
+    cfg = dict(DEFAULTS)
     cfg.update(dict(cfg_data or {}))
     if cfg["source"] not in SOURCES:
         raise ValueError(f"data.source must be one of {SOURCES}, got {cfg['source']!r}")
@@ -285,6 +288,8 @@ def _cfg(cfg_data: Any) -> dict[str, Any]:
             f"data.vocab_size must be at least {WordVocab.num_reserved} (the reserved PAD=0 and "
             f"OOV=1 ids), got {vocab_size!r}"
         )
+    if cfg["truncate"] not in ("head", "tail"):
+        raise ValueError(f"data.truncate must be 'head' or 'tail', got {cfg['truncate']!r}")
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 <= cfg[key] < 1.0:
             raise ValueError(f"data.{key} must be in [0, 1), got {cfg[key]!r}")
@@ -335,12 +340,14 @@ def _raw_splits(cfg: dict[str, Any]) -> tuple[list[Raw], list[Raw]]:
     return _read_tfds(name, "train", *args), _read_tfds(name, test_split, *args)
 
 
-def _encode(rows: Sequence[tuple[list[str], int]], vocab: WordVocab, max_len: int) -> SentimentSplit:
+def _encode(
+    rows: Sequence[tuple[list[str], int]], vocab: WordVocab, max_len: int, keep: str = "head"
+) -> SentimentSplit:
     if not rows:
         return SentimentSplit(
             np.zeros((0, max_len), np.int32), np.zeros((0,), np.int32), np.zeros((0,), np.int32)
         )
-    ids = [vocab.encode(tokens, max_len) for tokens, _ in rows]
+    ids = [vocab.encode(tokens, max_len, keep) for tokens, _ in rows]
     tokens, lengths = pad_batch(ids, PAD_ID, max_len)
     return SentimentSplit(tokens, lengths, np.array([y for _, y in rows], np.int32))
 
@@ -365,8 +372,8 @@ def load_sentiment(cfg_data: Mapping[str, Any] | Any, seed: int) -> SentimentDat
     max_len = cfg["max_len"]
     return SentimentData(
         vocab=vocab,
-        train=_encode(train, vocab, max_len),
-        val=_encode(val, vocab, max_len),
-        test=_encode(test, vocab, max_len),
+        train=_encode(train, vocab, max_len, cfg["truncate"]),
+        val=_encode(val, vocab, max_len, cfg["truncate"]),
+        test=_encode(test, vocab, max_len, cfg["truncate"]),
         max_len=max_len,
     )

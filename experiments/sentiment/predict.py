@@ -44,6 +44,7 @@ class Predictor:
         self.config, self.params = config, params
         self.vocab = WordVocab.from_json(metadata["vocab"])
         self.max_len = int(metadata.get("max_len", config.data.max_len))
+        self.keep = metadata.get("truncate", "head")
         self.model = SentimentTask(config).model
         self._logits = jax.jit(lambda p, tokens, lengths: self.model(p, tokens, lengths))
 
@@ -56,7 +57,7 @@ class Predictor:
             if not isinstance(text, str) or not tokenize(text):
                 where = names[i] if names else f"review {i + 1}"
                 raise PredictError(f"{where} is empty (no words after tokenisation): {text!r:.60}")
-            ids.append(self.vocab.encode(text, self.max_len))
+            ids.append(self.vocab.encode(text, self.max_len, self.keep))
         return pad_batch(ids, PAD_ID)
 
     def __call__(self, texts: Sequence[str], names: Sequence[str] | None = None,

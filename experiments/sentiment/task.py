@@ -75,7 +75,8 @@ class SentimentTask(Task):
 
     def metadata(self) -> dict:
         data = self._need_data()
-        return {"vocab": json.loads(data.vocab.to_json()), "max_len": data.max_len, "labels": list(LABELS)}
+        return {"vocab": json.loads(data.vocab.to_json()), "max_len": data.max_len,
+                "truncate": self.config.data.get("truncate", "head"), "labels": list(LABELS)}
 
     def final_eval(self, params, workdir: str) -> dict:
         data = self._need_data()

@@ -221,13 +221,17 @@ class WordVocab:
     def id_of(self, word: str) -> int:
         return self._ids.get(word, OOV_ID)
 
-    def encode(self, text: str | Sequence[str], max_len: int) -> np.ndarray:
-        """Ids of the first `max_len` tokens (unknown words -> OOV), int32, unpadded."""
+    def encode(self, text: str | Sequence[str], max_len: int, keep: str = "head") -> np.ndarray:
+        """Ids of the first (`keep="head"`) or last (`keep="tail"`, as Keras' pad_sequences does)
+        `max_len` tokens (unknown words -> OOV), int32, unpadded."""
         if not isinstance(max_len, int | np.integer) or max_len <= 0:
             raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
+        if keep not in ("head", "tail"):
+            raise ValueError(f"keep must be 'head' or 'tail', got {keep!r}")
         tokens = tokenize(text) if isinstance(text, str) else text
+        tokens = tokens[:max_len] if keep == "head" else tokens[-max_len:]
         get = self._ids.get
-        return np.array([get(t, OOV_ID) for t in tokens[:max_len]], dtype=np.int32)
+        return np.array([get(t, OOV_ID) for t in tokens], dtype=np.int32)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Space-joined words of `ids`, PAD dropped and OOV shown as `<oov>`."""

@@ -2,7 +2,7 @@
 
 from ml_collections import ConfigDict
 
-from experiments.sentiment.data import _DEFAULTS as DATA_DEFAULTS
+from experiments.sentiment.data import DEFAULTS as DATA_DEFAULTS
 
 
 def data_section(**choices) -> ConfigDict:

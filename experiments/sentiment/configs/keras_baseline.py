@@ -51,6 +51,7 @@ def get_config() -> ConfigDict:
         path=None,
         vocab_size=10000,  # imdb.load_data(num_words=10000)
         max_len=200,  # pad_sequences(maxlen=200)
+        truncate="tail",  # pad_sequences keeps the last 200 words of a long review
         val_fraction=0.2,  # fit(validation_split=0.2)
         tfds_data_dir=None,
         tfds_download=True,
