@@ -1,0 +1,1 @@
+"""Presets for ``python -m experiments.timeseries --config NAME``: default, elec_equip, tiny."""
