@@ -34,6 +34,11 @@ def test_overrides_are_typed_by_the_value_they_replace():
     config.model.flag = False
     apply_override(config, "model.flag", "true")
     assert config.model.flag is True
+    config.model.skip = "last"
+    apply_override(config, "model.skip", "none")  # a string field keeps the word 'none'
+    assert config.model.skip == "none"
+    apply_override(config, "model.note", "none")  # a None-able field reads it as None
+    assert config.model.note is None
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def _is_int(v) -> bool:
 
 
 def _skip(cfg_model) -> str:
-    # The CLI parses the text 'none' as None (for any field), so None means 'none' here.
+    # older configs may lack the key (or hold None): both mean no skip
     return cfg_model.get("skip") or "none"
 
 

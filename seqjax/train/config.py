@@ -151,7 +151,11 @@ def _parse_bool(text: str) -> bool:
 
 
 def _parse_like(text: str, old: Any) -> Any:
-    """Parses ``text`` as a value of the same type as ``old``."""
+    """Parses ``text`` as a value of the same type as ``old``. A string field takes the text
+    as it is (``--config.model.skip=none`` is the string 'none'); other fields read ``none`` or
+    ``null`` as None."""
+    if isinstance(old, str):
+        return text
     if text.strip().lower() in ("none", "null"):
         return None
     if isinstance(old, bool):
