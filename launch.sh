@@ -6,6 +6,7 @@
 #   ./launch.sh test [pytest args]   set up, then run the test suite
 #   ./launch.sh chargen|sentiment|timeseries|seq2seq [--workdir DIR] [--config FILE_OR_PRESET] [--config.KEY=VALUE ...]
 #   ./launch.sh sample --workdir DIR [--prompt ...]     sample from a chargen workdir
+#   ./launch.sh predict sentiment --workdir DIR "a review"   classify text with a sentiment workdir
 #   ./launch.sh bench [args]         benchmarks/rnn_throughput.py
 #   ./launch.sh python ...           run the venv's python
 #
@@ -77,7 +78,13 @@ case "$cmd" in
     exec "$PY" -m experiments.chargen.sample "$@" ;;
   predict)
     setup
-    exp=${1:?usage: ./launch.sh predict sentiment|timeseries ...}; shift
+    exp=${1:-}
+    if [ -z "$exp" ] || [ ! -f "experiments/$exp/predict.py" ]; then
+      echo "launch.sh: usage: ./launch.sh predict EXPERIMENT --workdir DIR ...; experiments with a predict command:" \
+        "$(cd experiments && ls -d */predict.py 2>/dev/null | cut -d/ -f1 | tr '\n' ' ')" >&2
+      exit 2
+    fi
+    shift
     exec "$PY" -m "experiments.$exp.predict" "$@" ;;
   bench)
     setup
