@@ -15,6 +15,7 @@ outputs and final states each sequence would give alone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -22,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seqjax import _fast
 from seqjax.cells import Cell, LSTMCarry, make_cell
 
 MERGE_MODES = ("concat", "sum", "mean")
@@ -43,6 +45,35 @@ def default_hoist() -> bool:
     per-step form.
     """
     return jax.default_backend() != "cpu"
+
+
+_FUSED_GRADIENTS = [True]
+
+
+@contextlib.contextmanager
+def fused_gradients(enabled: bool = True):
+    """Choose, while tracing, how :func:`unroll` differentiates the built-in cells.
+
+    On (the default), RNN, LSTM and torch-variant GRU cells run through
+    :func:`seqjax._fast.fused_unroll`: same outputs, but a hand-written backward pass that computes
+    the weight gradients with one matmul over all timesteps after the backward scan (the cuDNN
+    recipe; measured in benchmarks/README.md). Off, :func:`unroll` is a plain ``lax.scan`` over
+    ``cell.step`` differentiated by JAX autodiff. Turn it off to use forward-mode autodiff
+    (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) through a recurrent layer, which a
+    ``custom_vjp`` does not support::
+
+        with seqjax.recurrent.fused_gradients(False):
+            jax.jvp(f, primals, tangents)
+
+    The setting is read when a function is traced, so wrap the first call (the trace) of a jitted
+    function, not later calls that hit its cache.
+    """
+    old = _FUSED_GRADIENTS[0]
+    _FUSED_GRADIENTS[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _FUSED_GRADIENTS[0] = old
 
 
 def check_lengths(lengths, batch: int | None, T: int):
@@ -134,11 +165,10 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
     elif carry0 is None:
         raise ValueError(f"carry0 is required to unroll a generic core ({type(cell).__name__})")
 
-    xs_t = xs if time_major else jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), xs)
-    leaves = jax.tree_util.tree_leaves(xs_t)
+    leaves = jax.tree_util.tree_leaves(xs)
     if not leaves:
         raise ValueError("unroll needs at least one input array to know the number of steps")
-    T, B = leaves[0].shape[0], leaves[0].shape[1]
+    T, B = leaves[0].shape[:2] if time_major else leaves[0].shape[1::-1]
 
     if carry0 is None:
         carry0 = cell.initial_carry((B,), hidden, dtype=xs.dtype)
@@ -147,6 +177,15 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
 
     if hoist is None:
         hoist = default_hoist()
+    if is_cell and _FUSED_GRADIENTS[0] and _fast.supports(cell):
+        # the cuDNN-style loop with its own backward pass, reading either layout in place
+        final, ys = _fast.fused_unroll(cell, params, xs, carry0, lengths, reverse=reverse, time_major=time_major,
+                                       opts=_fast.default_options(hoist=bool(hoist), unroll=unroll))
+        if single:
+            return jax.tree_util.tree_map(lambda a: a[0], final), ys[:, 0]
+        return final, ys
+
+    xs_t = xs if time_major else jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), xs)
     if is_cell and hoist:
         xs_t = cell.project_input(params, xs_t)
         step = cell.step_projected
