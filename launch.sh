@@ -93,7 +93,7 @@ case "$cmd" in
     setup
     exec "$PY" "$@" ;;
   -h|--help|help)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     echo "launch.sh: unknown command '$cmd'. Expected one of: setup, test, chargen, sentiment, timeseries, seq2seq, sample, predict, bench, python (or none for the main job)." >&2
     exit 2 ;;
