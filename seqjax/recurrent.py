@@ -192,13 +192,22 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
     else:
         step = cell.step
 
+    axes = carry_batch_axes(cell, carry0) if lengths is not None else None
+
     def body(carry, inp):
         x_t, t = inp
         new_carry, y = step(params, carry, x_t)
         if lengths is not None:
             valid = t < lengths
-            keep = lambda new, old: jnp.where(valid.reshape(valid.shape + (1,) * (new.ndim - 1)), new, old)
-            new_carry = jax.tree_util.tree_map(keep, new_carry, carry)
+
+            def keep(new, old, axis=0):
+                if axis is None:  # a leaf shared by the whole batch (e.g. a step counter)
+                    return new
+                shape = [1] * new.ndim
+                shape[axis] = valid.shape[0]
+                return jnp.where(valid.reshape(shape), new, old)
+
+            new_carry = jax.tree_util.tree_map(keep, new_carry, carry, axes)
             y = jax.tree_util.tree_map(lambda a: keep(a, jnp.zeros_like(a)), y)
         return new_carry, y
 
@@ -212,6 +221,19 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
 
 
 _unroll = unroll  # the name `unroll` is also a keyword argument below
+
+
+def carry_batch_axes(core, carry):
+    """Where the batch axis sits in each leaf of ``core``'s carry (a pytree of ints like ``carry``).
+
+    Cells keep it first. A core may say otherwise with a ``carry_batch_axis`` attribute: an int for
+    every leaf (a :class:`Stack` carry is ``(layers, batch, H)``: axis 1), or a function of the
+    carry returning a pytree of ints, ``None`` for leaves shared by the whole batch.
+    """
+    axis = getattr(core, "carry_batch_axis", 0)
+    if callable(axis):
+        return axis(carry)
+    return jax.tree_util.tree_map(lambda _: axis, carry)
 
 
 def merge(fwd: jax.Array, bwd: jax.Array, mode: str) -> jax.Array:
@@ -252,6 +274,8 @@ class Stack:
     bidirectional: bool = False
     merge: str = "concat"
     dropout: float = 0.0
+
+    carry_batch_axis = 1  # as a core (see step), the carry is (num_layers, batch, hidden)
 
     def __post_init__(self):
         object.__setattr__(self, "cell", make_cell(self.cell))

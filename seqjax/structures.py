@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import Cell, LSTMCarry
-from seqjax.recurrent import Stack, check_lengths, unroll
+from seqjax.recurrent import Stack, carry_batch_axes, check_lengths, unroll
 
 POOL_MODES = ("last", "mean", "max", "first")
 CONTEXT_MODES = ("last", "transform", "pool", "attention")
@@ -117,6 +117,9 @@ class OneToMany:
             fb = jnp.zeros_like(v)
         return jnp.where(t == 0, v, fb)
 
+    def carry_batch_axis(self, carry):
+        return (None, carry_batch_axes(self.core, carry[1]), 0)
+
     def step(self, params, carry, x):
         t, core_carry, prev_out = carry
         x_t = x if x is not None else None
@@ -162,6 +165,9 @@ class _Decoder:
 
     stack: Stack
     attention: bool
+
+    def carry_batch_axis(self, carry):
+        return (carry_batch_axes(self.stack, carry[0]), 0)
 
     def step(self, params, carry, x):
         dec_carry, context = carry

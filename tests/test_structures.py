@@ -157,3 +157,31 @@ def test_nnx_modules_match_pure_functions():
         mod = cls(3, 4, rngs=nnx.Rngs(0))
         o, hn = mod(x)
         assert o.shape == (2, 6, 4) and hn.shape == (1, 2, 4)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_seq2seq_target_lengths_hold_the_decoder_state(layers):
+    # the decoder's carry is (layers, batch, H): masking must find the batch on axis 1
+    enc = seqjax.Stack("gru", num_layers=1)
+    dec = seqjax.Stack("lstm", num_layers=layers)
+    model = structures.Seq2Seq(enc, dec, context="attention")
+    p = model.init(jax.random.PRNGKey(0), 3, 4, 5)
+    src = jax.random.normal(jax.random.PRNGKey(1), (layers, 6, 3))  # batch == layers on purpose
+    tgt = jax.random.normal(jax.random.PRNGKey(2), (layers, 5, 4))
+    full = model(p, src, tgt)
+    short = model(p, src, tgt, tgt_lengths=jnp.array([5, 2][:layers]))
+    np.testing.assert_allclose(short[0], full[0], atol=1e-6)
+    if layers == 2:
+        np.testing.assert_allclose(short[1, :2], full[1, :2], atol=1e-6)
+        np.testing.assert_array_equal(short[1, 2:], 0.0)
+
+
+def test_stack_as_a_core_with_lengths_holds_each_layer():
+    st = seqjax.Stack("gru", num_layers=2)
+    p = st.init(jax.random.PRNGKey(0), 3, 4)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (2, 6, 3))
+    carry0 = st.initial_carry(2, 4)
+    final, ys = seqjax.unroll(st, p, xs, carry0, lengths=jnp.array([6, 3]))
+    ref_final, ref_ys = st(p, xs, lengths=jnp.array([6, 3]))
+    np.testing.assert_allclose(ys, ref_ys, atol=1e-6)
+    np.testing.assert_allclose(final, ref_final, atol=1e-6)
