@@ -7,18 +7,12 @@ before the workdir is created.
 
 from __future__ import annotations
 
-import sys
-
 from experiments.sentiment.task import make_task
-from seqjax.train import ConfigError, main
+from seqjax.train import main
 
 
 def run(argv: list[str] | None = None) -> dict:
-    try:
-        return main("sentiment", make_task, argv)
-    except ConfigError as e:  # raised by make_task, which the trainer calls before touching the workdir
-        print(f"experiments.sentiment: error: {e}\n(run with --help for usage)", file=sys.stderr)
-        raise SystemExit(2) from None
+    return main("sentiment", make_task, argv)
 
 
 if __name__ == "__main__":

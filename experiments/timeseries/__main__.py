@@ -1,8 +1,8 @@
 """python -m experiments.timeseries [--workdir DIR] [--config FILE_OR_PRESET] [--config.KEY=VALUE ...]
 
 Presets: default (Mackey-Glass, LSTM, horizon 1), elec_equip (monthly CSV, horizon 12), tiny.
-A bad model/data config exits with status 2 before the workdir is created: ``make_task`` raises
-ConfigError, and the shared CLI reports it.
+A bad model or data config exits with status 2 before the workdir is created (the shared CLI
+builds the task first and reports the error in one line).
 """
 
 from experiments.timeseries.task import make_task
