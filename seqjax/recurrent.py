@@ -330,8 +330,8 @@ class Stack:
         cell, D, L = self.cell, self.num_directions, self.num_layers
         _, hidden = cell.sizes(params[0]["fwd"])
         if not hasattr(xs, "ndim") or xs.ndim != 3:
-            raise ValueError(f"expected inputs of shape {'(time, batch, features)' if time_major else '(batch, time, features)'}"
-                             f", got {tuple(np.shape(xs))}")
+            layout = "(time, batch, features)" if time_major else "(batch, time, features)"
+            raise ValueError(f"expected inputs of shape {layout}, got {tuple(np.shape(xs))}")
         B = xs.shape[1] if time_major else xs.shape[0]
         if carry0 is not None:
             want = self.initial_carry(B, hidden)

@@ -6,7 +6,6 @@ from pathlib import Path
 import jax
 import pytest
 
-
 SHARED_DATA = Path(os.environ.get("SEQJAX_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 

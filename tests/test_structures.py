@@ -146,7 +146,10 @@ def test_nnx_modules_match_pure_functions():
     final, ys = m.stack(m.pure_params(), x, lengths=jnp.array([6, 4]))
     np.testing.assert_array_equal(out, ys)
     assert out.shape == (2, 6, 10) and h.shape == c.shape == (4, 2, 5)
-    assert "weight_ih_l1_reverse" in dict(nnx.state(m, nnx.Param).flat_state()) or hasattr(m, "weight_ih_l1_reverse")
+    params = nnx.state(m, nnx.Param)
+    assert sum(x.size for x in jax.tree_util.tree_leaves(params)) == sum(
+        x.size for x in jax.tree_util.tree_leaves(m.pure_params()))
+    assert m.weight_ih_l1_reverse[...].shape == (20, 10)  # torch's names and shapes
     m.train()
     out_train, _ = m(x)
     assert not np.allclose(out_train, m(x, deterministic=True)[0])
@@ -154,7 +157,7 @@ def test_nnx_modules_match_pure_functions():
     g = nnx.grad(lambda mod: jnp.sum(mod(x, deterministic=True)[0] ** 2))(m)
     assert float(jnp.abs(g.weight_hh_l0[...]).sum()) > 0
     for cls, kw in [(sjnn.GRU, {}), (sjnn.GRU, {"variant": "cho"}), (sjnn.RNN, {"nonlinearity": "relu"})]:
-        mod = cls(3, 4, rngs=nnx.Rngs(0))
+        mod = cls(3, 4, rngs=nnx.Rngs(0), **kw)
         o, hn = mod(x)
         assert o.shape == (2, 6, 4) and hn.shape == (1, 2, 4)
 
