@@ -259,6 +259,11 @@ def main(argv=None):
                      f"{r['ktok_s']:.1f} ({r['best_ktok_s']:.1f}) | {r['median_ms']:.1f} | {ratio} |")
     print("\n".join(lines))
     print(f"\n# load average at end {load1[0]:.2f} (this machine is shared: compare ratios, not absolutes)")
+    ncores = os.cpu_count() or 1
+    if max(load0[0], load1[0]) > ncores + 0.5:  # this run alone keeps about `ncores` busy
+        print(f"# WARNING: load average above {ncores} cores: other processes competed for the CPU. torch's OpenMP "
+              "threads slow down far more than XLA's under contention, so ratios from this run overstate seqjax. "
+              "Rerun on a quiet machine.")
 
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "args": vars(args), "load_start": load0,

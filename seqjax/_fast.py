@@ -56,6 +56,12 @@ def default_options(*, hoist: bool, unroll: int, backend: str | None = None) -> 
     return Options(hoist=hoist, chunk=16 if backend == "cpu" else 0, unroll=unroll)
 
 
+# The kinds that unroll() routes here by default: on the 2-core CPU the fused GRU measured no
+# faster than autodiff of the scan (benchmarks/README.md), so the GRU keeps the plain scan, which
+# also keeps forward-mode autodiff. fused_unroll itself supports every kind in supports().
+DEFAULT_KINDS = ("lstm", "rnn")
+
+
 def supports(cell) -> bool:
     """The cells with a fused rule: all but the Cho GRU (its reset gate sits inside the matmul)."""
     return isinstance(cell, Cell) and not (cell.kind == "gru" and cell.variant == "cho")
@@ -111,7 +117,7 @@ def _forward(cell, opts, reverse, axis, params, xs, carry0, lengths, save):
     H = params["w_hh"].shape[1]
     kind = cell.kind
     dt = jnp.result_type(xs.dtype, params["w_hh"].dtype)
-    fuse = opts.fuse and not opts.hoist and kind != "gru"
+    fuse = opts.fuse and not opts.hoist and kind != "gru"  # the GRU needs W_hn h apart
     w_cat = jnp.concatenate([params["w_ih"], params["w_hh"]], axis=1) if fuse else None
     b_cat = params["b_ih"] + params["b_hh"]
     gxs = _affine(xs, params["w_ih"], params["b_ih"]) if opts.hoist else None
@@ -284,10 +290,9 @@ def _fused_bwd(cell, opts, reverse, axis, saved, cts):
             return g, _sel(valid, g @ w_hh, dh)
     else:  # gru, torch variant: the n gate's x and h parts differ (the reset gate is after the matmul)
         # g = [dr dz dn dhn], 4H wide: the pre-activation gradients, dhn = dn * r being that of
-        # W_hn h + b_hn. Block matrices with a zero block turn g into dx and dh in one matmul each.
+        # W_hn h + b_hn. [dr dz dhn] @ W_hh is the recurrent gradient; a zero block turns g into dx.
         dstate0 = d_final.astype(dt)
-        w_x = jnp.concatenate([w_ih, jnp.zeros((H, I), w_ih.dtype)], axis=0)  # (4H, I)
-        w_h = jnp.concatenate([w_hh[: 2 * H], jnp.zeros((H, H), w_hh.dtype), w_hh[2 * H:]], axis=0)  # (4H, H)
+        w_x = jnp.concatenate([w_ih, jnp.zeros((H, I), w_ih.dtype)], axis=0)  # (4H, I): g @ w_x = dx
 
         def step(dh, t, valid):
             acts, h_prev, dy = _get(res["acts"], t, axis), get_hprev(t), _get(dys, t, axis)
@@ -296,9 +301,10 @@ def _fused_bwd(cell, opts, reverse, axis, saved, cts):
             dn = dh_tot * (1 - z) * (1 - n * n)
             dz = dh_tot * (h_prev - n) * z * (1 - z)
             dr = dn * h_n * r * (1 - r)
-            g = jnp.concatenate([dr, dz, dn, dn * r], axis=-1)
-            g = _sel(valid, g, jnp.zeros_like(g))
-            return g, _sel(valid, g @ w_h + dh_tot * z, dh)
+            dhn = dn * r
+            g = _sel(valid, jnp.concatenate([dr, dz, dn, dhn], axis=-1), 0.0)
+            dh_new = jnp.concatenate([dr, dz, dhn], axis=-1) @ w_hh + dh_tot * z
+            return g, _sel(valid, dh_new, dh)
 
     G = w_x.shape[0]
     K = T if not opts.chunk else min(opts.chunk, T)

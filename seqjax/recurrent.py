@@ -54,13 +54,13 @@ _FUSED_GRADIENTS = [True]
 def fused_gradients(enabled: bool = True):
     """Choose, while tracing, how :func:`unroll` differentiates the built-in cells.
 
-    On (the default), RNN, LSTM and torch-variant GRU cells run through
-    :func:`seqjax._fast.fused_unroll`: same outputs, but a hand-written backward pass that computes
-    the weight gradients with one matmul over all timesteps after the backward scan (the cuDNN
-    recipe; measured in benchmarks/README.md). Off, :func:`unroll` is a plain ``lax.scan`` over
-    ``cell.step`` differentiated by JAX autodiff. Turn it off to use forward-mode autodiff
-    (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) through a recurrent layer, which a
-    ``custom_vjp`` does not support::
+    On (the default), RNN and LSTM cells run through :func:`seqjax._fast.fused_unroll`: same
+    outputs, but a hand-written backward pass that computes the weight gradients with a few big
+    matmuls over many timesteps instead of one thin matmul per step (the cuDNN recipe; measured in
+    benchmarks/README.md). The GRU measured no faster that way and keeps the plain scan. Off,
+    :func:`unroll` is a plain ``lax.scan`` over ``cell.step`` differentiated by JAX autodiff. Turn
+    it off to use forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) through a
+    recurrent layer, which a ``custom_vjp`` does not support::
 
         with seqjax.recurrent.fused_gradients(False):
             jax.jvp(f, primals, tangents)
@@ -177,7 +177,7 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
 
     if hoist is None:
         hoist = default_hoist()
-    if is_cell and _FUSED_GRADIENTS[0] and _fast.supports(cell):
+    if is_cell and _FUSED_GRADIENTS[0] and _fast.supports(cell) and cell.kind in _fast.DEFAULT_KINDS:
         # the cuDNN-style loop with its own backward pass, reading either layout in place
         final, ys = _fast.fused_unroll(cell, params, xs, carry0, lengths, reverse=reverse, time_major=time_major,
                                        opts=_fast.default_options(hoist=bool(hoist), unroll=unroll))
