@@ -1,7 +1,9 @@
 """The time loop, and the layers built on it.
 
-:func:`unroll` is the one place where seqjax loops over time (the library's only ``lax.scan``).
-It owns variable lengths, direction, the unroll factor and where the input projection is computed.
+:func:`unroll` is the one place where seqjax loops over time (the library's only ``lax.scan``, apart
+from the fused loops of :mod:`seqjax._fast` that it hands LSTM and RNN cells to for their faster
+gradient; see :func:`fused_gradients`). It owns variable lengths, direction, the unroll factor and
+where the input projection is computed.
 :class:`Stack` builds bidirectional and multi-layer networks from it and loops over no timestep
 itself. Anything with a ``step(params, carry, x) -> (carry, y)`` method is a *core* and can be
 unrolled: the cells of :mod:`seqjax.cells`, a single-direction :class:`Stack`, and the
@@ -40,9 +42,10 @@ def _describe(carry) -> str:
 def default_hoist() -> bool:
     """Whether :func:`unroll` projects all timesteps' inputs with one matmul before the scan.
 
-    That is cuDNN's recipe and wins on accelerators. On XLA:CPU the hoisted projection measured
-    slower than projecting inside each step (see benchmarks/rnn_throughput.py), so CPU keeps the
-    per-step form.
+    That is cuDNN's recipe, kept for accelerators (not measured here). On XLA:CPU the hoisted
+    projection measured slower than projecting inside each step, 129 vs 77 ms for an LSTM forward
+    pass at (B, T, I, H) = (64, 128, 128, 256) (benchmarks/README.md), so CPU keeps the per-step
+    form.
     """
     return jax.default_backend() != "cpu"
 
