@@ -29,20 +29,12 @@ from experiments.seq2seq import data as data_lib
 from experiments.seq2seq import model as model_lib
 from seqjax.cells import CELL_NAMES, INIT_SCHEMES
 from seqjax.structures import CONTEXT_MODES, sequence_mask
-from seqjax.train.config import ConfigError
+from seqjax.train.config import is_int as _is_int
+from seqjax.train.config import require as _need
 from seqjax.train.task import Task
 
 EXAMPLES_FILE = "examples.txt"
 BY_LENGTH_FILE = "by_length.json"
-
-
-def _need(cond: bool, key: str, value, what: str) -> None:
-    if not cond:
-        raise ConfigError(f"config.{key}={value!r}: {what}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def check_config(config) -> None:

@@ -182,6 +182,10 @@ def plot_forecast(
         ax.plot(xs, np.asarray(p, dtype=np.float64).reshape(-1), lw=1.0, label=name)
     ax.set_xlabel("time")
     ax.set_ylabel("value")
+    return _finish(fig, ax, path, title)
+
+
+def _finish(fig, ax, path, title: str | None) -> str:
     if title:
         ax.set_title(title)
     ax.legend(loc="best", fontsize="small")
@@ -202,9 +206,4 @@ def plot_error_by_horizon(
         ax.plot(np.arange(1, v.size + 1), v, marker="o", ms=3, label=name)
     ax.set_xlabel("horizon step")
     ax.set_ylabel(key.upper())
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    return str(path)
+    return _finish(fig, ax, path, title)

@@ -30,16 +30,9 @@ from experiments.timeseries import data as data_lib
 from experiments.timeseries import model as model_lib
 from seqjax.cells import CELL_NAMES, INIT_SCHEMES
 from seqjax.train.config import ConfigError
+from seqjax.train.config import is_int as _is_int
+from seqjax.train.config import require as _need
 from seqjax.train.task import Task
-
-
-def _need(cond: bool, key: str, value, what: str) -> None:
-    if not cond:
-        raise ConfigError(f"config.{key}={value!r}: {what}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _skip(cfg_model) -> str:

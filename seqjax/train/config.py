@@ -39,6 +39,17 @@ class ConfigError(ValueError):
     """A bad config file, preset, override or value. Raised before anything is written."""
 
 
+def require(cond: bool, key: str, value: Any, what: str) -> None:
+    """Raises ``ConfigError("config.KEY=VALUE: WHAT")`` unless ``cond``; for experiments' checks."""
+    if not cond:
+        raise ConfigError(f"config.{key}={value!r}: {what}")
+
+
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (``True`` is an int to Python, not to a config)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def base_config() -> ConfigDict:
     """The sections the trainer reads, with defaults. Experiments add ``model`` and ``data``."""
     config = ConfigDict()
