@@ -171,6 +171,10 @@ def test_final_eval_writes_plots_table_and_independent_baselines(tmp_path):
         np.testing.assert_allclose(saved[name]["rmse"], want["rmse"], rtol=1e-5)
         np.testing.assert_allclose(saved[name]["mae"], want["mae"], rtol=1e-5)
         assert saved[name]["n"] == len(o)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    jsonl = {r["model"]: r for r in lines if r.get("kind") == "test"}
+    np.testing.assert_allclose(jsonl["persistence"]["rmse"], persistence["rmse"], rtol=1e-5)
+    assert set(jsonl) == {"persistence", "seasonal_naive", "gru direct"}
     assert final["persistence_rmse"] == pytest.approx(persistence["rmse_all"])
     assert final["seasonal_naive_mae"] == pytest.approx(seasonal["mae_all"])
     assert final["test_mae_ratio_h2"] == pytest.approx(model["mae"][1] / persistence["mae"][1], rel=1e-5)

@@ -193,6 +193,11 @@ def evaluate(task: ForecastTask, params, workdir: str) -> dict:
     with open(os.path.join(workdir, "test_metrics.json"), "w") as f:
         json.dump({"horizon": d.horizon, "period": d.period, "metrics": as_json, "rows": rows}, f, indent=2)
     _plots(workdir, d, forecasts, truth, metrics)
+    # one line per model and baseline in metrics.jsonl too, beside the trainer's per-step records
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+        for k, v in as_json.items():
+            f.write(json.dumps({"kind": "test", "model": k, "horizon": d.horizon,
+                                **{key: (float(x) if np.isscalar(x) else x) for key, x in v.items()}}) + "\n")
 
     m, p = metrics[name], metrics["persistence"]
     out = {"test_rmse": m["rmse_all"], "test_mae": m["mae_all"],
