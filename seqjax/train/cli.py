@@ -138,4 +138,6 @@ def main(
         print(f"{prog}: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     print("final: " + " ".join(f"{k}={_format_value(v)}" for k, v in final.items()), flush=True)
+    print(f"{prog}: results in {os.path.abspath(workdir)}; rerun with --workdir {workdir} to resume "
+          "(raise --config.train.steps to train on)", flush=True)
     return final
