@@ -65,12 +65,16 @@ def _seqjax(cell_name, B, T, I, H, variant):
         return jnp.mean(run(p, x) ** 2)
 
     fused = variant != "scan"
-    with recurrent.fused_gradients(fused):
-        train = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
-        fwd = jax.jit(run)
-        # trace and compile inside the context: the setting is read while tracing
-        jax.block_until_ready(train(params, xs))
-        jax.block_until_ready(fwd(params, xs))
+    with recurrent.fused_gradients(fused):  # compile inside: the setting is read while tracing
+        return _compiled(run, loss, params, xs)
+
+
+def _compiled(run, loss, params, xs):
+    """Jitted, compiled and warmed train (value and grad) and forward calls on fixed inputs."""
+    train = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    fwd = jax.jit(run)
+    jax.block_until_ready(train(params, xs))
+    jax.block_until_ready(fwd(params, xs))
     return {"train": lambda: jax.block_until_ready(train(params, xs)),
             "forward": lambda: jax.block_until_ready(fwd(params, xs))}
 
@@ -91,12 +95,7 @@ def _flax(cell_name, B, T, I, H):
     def loss(s, x):
         return jnp.mean(run(s, x) ** 2)
 
-    train = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
-    fwd = jax.jit(run)
-    jax.block_until_ready(train(state, xs))
-    jax.block_until_ready(fwd(state, xs))
-    return {"train": lambda: jax.block_until_ready(train(state, xs)),
-            "forward": lambda: jax.block_until_ready(fwd(state, xs))}
+    return _compiled(run, loss, state, xs)
 
 
 def _torch(cell_name, B, T, I, H):
