@@ -67,18 +67,32 @@ def supports(cell) -> bool:
     return isinstance(cell, Cell) and not (cell.kind == "gru" and cell.variant == "cho")
 
 
-def _mm(a, w):
+def _dot(a, b, dims, mm):
+    """``lax.dot_general``; with ``mm`` (the cell's ``matmul_dtype``) the operands are rounded to it
+    and the products summed in the operands' own (float32) precision."""
+    if mm is None:
+        return lax.dot_general(a, b, dims)
+    out = jnp.result_type(a.dtype, b.dtype)
+    return lax.dot_general(a.astype(mm), b.astype(mm), dims, preferred_element_type=out)
+
+
+def _mm(a, w, mm=None):
     """``a @ w.T`` for ``a`` (..., in) and ``w`` (out, in), without materialising ``w.T``."""
-    return lax.dot_general(a, w, (((a.ndim - 1,), (1,)), ((), ())))
+    return _dot(a, w, (((a.ndim - 1,), (1,)), ((), ())), mm)
+
+
+def _mm_n(a, w, mm=None):
+    """``a @ w`` for ``a`` (..., k) and ``w`` (k, n)."""
+    return _dot(a, w, (((a.ndim - 1,), (0,)), ((), ())), mm)
 
 
 def _row(b, like_ndim):
     return b.reshape((1,) * (like_ndim - 1) + b.shape)
 
 
-def _affine(a, w, b):
+def _affine(a, w, b, mm=None):
     """``a @ w.T + b``, the bias broadcast explicitly (the tests forbid rank promotion)."""
-    y = _mm(a, w)
+    y = _mm(a, w, mm)
     return y + _row(b, y.ndim)
 
 
@@ -118,9 +132,12 @@ def _forward(cell, opts, reverse, axis, params, xs, carry0, lengths, save):
     kind = cell.kind
     dt = jnp.result_type(xs.dtype, params["w_hh"].dtype)
     fuse = opts.fuse and not opts.hoist and kind != "gru"  # the GRU needs W_hn h apart
-    w_cat = jnp.concatenate([params["w_ih"], params["w_hh"]], axis=1) if fuse else None
+    mm = cell.matmul_dtype
+    # weights are rounded to the matmul dtype once, outside the loop
+    w_ih, w_hh = (params[k] if mm is None else params[k].astype(mm) for k in ("w_ih", "w_hh"))
+    w_cat = jnp.concatenate([w_ih, w_hh], axis=1) if fuse else None
     b_cat = params["b_ih"] + params["b_hh"]
-    gxs = _affine(xs, params["w_ih"], params["b_ih"]) if opts.hoist else None
+    gxs = _affine(xs, w_ih, params["b_ih"], mm) if opts.hoist else None
 
     def shape_t(feat):  # a per-sequence buffer in the layout of xs
         return (T, B, feat) if axis == 0 else (B, T, feat)
@@ -145,10 +162,10 @@ def _forward(cell, opts, reverse, axis, params, xs, carry0, lengths, save):
         if save and opts.save_xh:
             bufs["xh"] = _put(bufs["xh"], xh, t, axis)
         if fuse:
-            gsum, gx, gh = _affine(xh, w_cat, b_cat), None, None
+            gsum, gx, gh = _affine(xh, w_cat, b_cat, mm), None, None
         else:
-            gx = _get(gxs, t, axis) if opts.hoist else _affine(_get(xs, t, axis), params["w_ih"], params["b_ih"])
-            gh = _affine(h, params["w_hh"], params["b_hh"])
+            gx = _get(gxs, t, axis) if opts.hoist else _affine(_get(xs, t, axis), w_ih, params["b_ih"], mm)
+            gh = _affine(h, w_hh, params["b_hh"], mm)
             gsum = gx + gh if kind != "gru" else None
         if kind == "lstm":
             c = state[1]
@@ -212,14 +229,14 @@ def _h_prev(ys, h0, lengths, reverse, axis):
     return jnp.where(prev_valid[..., None], shifted, h0e)
 
 
-def _sum_outer_t(g, a):
+def _sum_outer_t(g, a, mm=None):
     """``sum_{t,b} a[t,b]^T g[t,b]``, shape ``(F, G)``: one matmul over all rows of a chunk.
 
     Both are reshaped to 2-D rows first (free for contiguous buffers; XLA:CPU would transpose
     the operands of a two-axis contraction), and the narrow operand goes first: on XLA:CPU
     ``a^T g`` measured 1.2-1.45x faster than ``g^T a`` (benchmarks/README.md)."""
     a2, g2 = a.reshape(-1, a.shape[-1]), g.reshape(-1, g.shape[-1])
-    return lax.dot_general(a2, g2, (((0,), (0,)), ((), ())))
+    return _dot(a2, g2, (((0,), (0,)), ((), ())), mm)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
@@ -240,7 +257,8 @@ def _fused_bwd(cell, opts, reverse, axis, saved, cts):
     T, B, I = xs.shape[axis], xs.shape[1 - axis], xs.shape[-1]
     H = params["w_hh"].shape[1]
     dt = ys.dtype
-    w_ih, w_hh = params["w_ih"], params["w_hh"]
+    mm = cell.matmul_dtype
+    w_ih, w_hh = (params[k] if mm is None else params[k].astype(mm) for k in ("w_ih", "w_hh"))
     h0 = carry0[0] if kind == "lstm" else carry0
     if opts.save_xh:
         xh = res["xh"]
@@ -277,7 +295,7 @@ def _fused_bwd(cell, opts, reverse, axis, saved, cts):
                 g = jnp.concatenate([dc_tot * g_ * i_ * (1 - i_), dc_tot * c_prev * f_ * (1 - f_),
                                      dc_tot * i_ * (1 - g_ * g_), dh_tot * tc * o_ * (1 - o_)], axis=-1)
             g = _sel(valid, g, jnp.zeros_like(g))
-            return g, (_sel(valid, g @ w_hh, dh), _sel(valid, dc_tot * f_, dc), c_prev)
+            return g, (_sel(valid, _mm_n(g, w_hh, mm), dh), _sel(valid, dc_tot * f_, dc), c_prev)
     elif kind == "rnn":
         dstate0 = d_final.astype(dt)
         w_x = w_ih
@@ -287,7 +305,7 @@ def _fused_bwd(cell, opts, reverse, axis, saved, cts):
             dh_tot = dh + _sel(valid, dy, jnp.zeros_like(dy))
             g = dh_tot * (1 - y * y) if cell.activation == "tanh" else jnp.where(y > 0, dh_tot, 0)
             g = _sel(valid, g, jnp.zeros_like(g))
-            return g, _sel(valid, g @ w_hh, dh)
+            return g, _sel(valid, _mm_n(g, w_hh, mm), dh)
     else:  # gru, torch variant: the n gate's x and h parts differ (the reset gate is after the matmul)
         # g = [dr dz dn dhn], 4H wide: the pre-activation gradients, dhn = dn * r being that of
         # W_hn h + b_hn. [dr dz dhn] @ W_hh is the recurrent gradient; a zero block turns g into dx.
@@ -303,7 +321,7 @@ def _fused_bwd(cell, opts, reverse, axis, saved, cts):
             dr = dn * h_n * r * (1 - r)
             dhn = dn * r
             g = _sel(valid, jnp.concatenate([dr, dz, dn, dhn], axis=-1), 0.0)
-            dh_new = jnp.concatenate([dr, dz, dhn], axis=-1) @ w_hh + dh_tot * z
+            dh_new = _mm_n(jnp.concatenate([dr, dz, dhn], axis=-1), w_hh, mm) + dh_tot * z
             return g, _sel(valid, dh_new, dh)
 
     G = w_x.shape[0]
@@ -330,13 +348,13 @@ def _fused_bwd(cell, opts, reverse, axis, saved, cts):
         acc_x, acc_b, dx_buf = acc
         size = gbuf.shape[axis]
         if xh is not None:
-            acc_x = acc_x + _sum_outer_t(gbuf, lax.dynamic_slice_in_dim(xh, t_lo, size, axis))
+            acc_x = acc_x + _sum_outer_t(gbuf, lax.dynamic_slice_in_dim(xh, t_lo, size, axis), mm)
         else:
             x_c = lax.dynamic_slice_in_dim(xs, t_lo, size, axis).astype(dt)
             h_c = lax.dynamic_slice_in_dim(hprev, t_lo, size, axis)
-            acc_x = acc_x + jnp.concatenate([_sum_outer_t(gbuf, x_c), _sum_outer_t(gbuf, h_c)], axis=0)
+            acc_x = acc_x + jnp.concatenate([_sum_outer_t(gbuf, x_c, mm), _sum_outer_t(gbuf, h_c, mm)], axis=0)
         acc_b = acc_b + jnp.sum(gbuf, axis=(0, 1))
-        dx_c = (gbuf.reshape(-1, G) @ w_x).reshape(gbuf.shape[:2] + (I,))
+        dx_c = _mm_n(gbuf.reshape(-1, G), w_x, mm).reshape(gbuf.shape[:2] + (I,))
         dx_buf = lax.dynamic_update_slice_in_dim(dx_buf, dx_c.astype(dx_buf.dtype), t_lo, axis)
         return acc_x, acc_b, dx_buf
 

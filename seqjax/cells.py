@@ -42,6 +42,7 @@ Both variants keep PyTorch's meaning of z (z = 1 keeps the old state); the artic
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -65,9 +66,25 @@ def _sigmoid(x):
     return jax.nn.sigmoid(x)
 
 
-def _affine(x, w, b):
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def matmul(a, w, dtype: str | None = None):
+    """``a @ w.T`` for ``a`` ``(..., in)`` and ``w`` ``(out, in)``, without materialising ``w.T``.
+
+    With ``dtype`` (``"bfloat16"``), both operands are rounded to it and the products summed in
+    float32 (mixed precision: bfloat16 matmul units, float32 result); ``None`` or ``"float32"``
+    keeps the operands' own precision."""
+    dims = (((a.ndim - 1,), (w.ndim - 1,)), ((), ()))
+    if dtype is None or dtype == "float32":
+        return jax.lax.dot_general(a, w, dims)
+    out = jnp.result_type(a.dtype, w.dtype)
+    return jax.lax.dot_general(a.astype(dtype), w.astype(dtype), dims, preferred_element_type=out)
+
+
+def _affine(x, w, b, dtype=None):
     """``x @ w.T + b`` for any leading shape of ``x``, with the bias broadcast explicitly."""
-    y = x @ w.T
+    y = matmul(x, w, dtype)
     return y + b.reshape((1,) * (y.ndim - 1) + b.shape)
 
 
@@ -79,6 +96,9 @@ class Cell:
     kind: str  # "rnn" | "lstm" | "gru"
     activation: str = "tanh"  # rnn only: "tanh" | "relu"
     variant: str = "torch"  # gru only: "torch" | "cho"
+    # "bfloat16": matmul operands rounded to bfloat16, products summed in float32; gates, state
+    # and parameters stay float32 (mixed precision). None: full precision.
+    matmul_dtype: str | None = None
 
     def __post_init__(self):
         if self.kind not in ("rnn", "lstm", "gru"):
@@ -87,6 +107,10 @@ class Cell:
             raise ValueError(f"unknown RNN activation {self.activation!r}; expected 'tanh' or 'relu'")
         if self.variant not in ("torch", "cho"):
             raise ValueError(f"unknown GRU variant {self.variant!r}; expected 'torch' or 'cho'")
+        if self.matmul_dtype == "float32":
+            object.__setattr__(self, "matmul_dtype", None)  # one spelling, one jit cache entry
+        if self.matmul_dtype not in (None, "bfloat16"):
+            raise ValueError(f"unknown matmul_dtype {self.matmul_dtype!r}; expected one of {MATMUL_DTYPES}")
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -174,7 +198,7 @@ class Cell:
     # ------------------------------------------------------------------ step
     def project_input(self, params: Params, x: jax.Array) -> jax.Array:
         """``W_ih x + b_ih`` for any leading shape; :func:`unroll` may hoist this out of the time loop."""
-        return _affine(x, params["w_ih"], params["b_ih"])
+        return _affine(x, params["w_ih"], params["b_ih"], self.matmul_dtype)
 
     def step(self, params: Params, carry, x: jax.Array):
         """One timestep: ``(carry, x) -> (carry', y)`` with ``y = h'``."""
@@ -183,30 +207,31 @@ class Cell:
     def step_projected(self, params: Params, carry, gx: jax.Array):
         """One timestep from an already projected input ``gx = W_ih x + b_ih``."""
         w_hh, b_hh = params["w_hh"], params["b_hh"]
+        affine = functools.partial(_affine, dtype=self.matmul_dtype)
         if self.kind == "lstm":
             h, c = carry
-            gates = gx + _affine(h, w_hh, b_hh)
+            gates = gx + affine(h, w_hh, b_hh)
             i, f, g, o = jnp.split(gates, 4, axis=-1)
             c = _sigmoid(f) * c + _sigmoid(i) * jnp.tanh(g)
             h = _sigmoid(o) * jnp.tanh(c)
             return LSTMCarry(h, c), h
         h = carry
         if self.kind == "rnn":
-            pre = gx + _affine(h, w_hh, b_hh)
+            pre = gx + affine(h, w_hh, b_hh)
             h = jnp.tanh(pre) if self.activation == "tanh" else jax.nn.relu(pre)
             return h, h
         H = h.shape[-1]
         x_r, x_z, x_n = jnp.split(gx, 3, axis=-1)
         if self.variant == "torch":
-            h_r, h_z, h_n = jnp.split(_affine(h, w_hh, b_hh), 3, axis=-1)
+            h_r, h_z, h_n = jnp.split(affine(h, w_hh, b_hh), 3, axis=-1)
             r = _sigmoid(x_r + h_r)
             z = _sigmoid(x_z + h_z)
             n = jnp.tanh(x_n + r * h_n)
         else:
-            h_r, h_z = jnp.split(_affine(h, w_hh[: 2 * H], b_hh[: 2 * H]), 2, axis=-1)
+            h_r, h_z = jnp.split(affine(h, w_hh[: 2 * H], b_hh[: 2 * H]), 2, axis=-1)
             r = _sigmoid(x_r + h_r)
             z = _sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + _affine(r * h, w_hh[2 * H:], b_hh[2 * H:]))
+            n = jnp.tanh(x_n + affine(r * h, w_hh[2 * H:], b_hh[2 * H:]))
         h = (1.0 - z) * n + z * h
         return h, h
 
@@ -221,14 +246,20 @@ _BY_NAME = {"rnn": rnn_tanh, "rnn_tanh": rnn_tanh, "rnn_relu": rnn_relu, "lstm":
             "gru_cho": gru_cho}
 
 
-def make_cell(name: str | Cell) -> Cell:
-    """A cell by name: ``rnn`` (= ``rnn_tanh``), ``rnn_relu``, ``lstm``, ``gru`` or ``gru_cho``."""
+def make_cell(name: str | Cell, *, matmul_dtype: str | None = None) -> Cell:
+    """A cell by name: ``rnn`` (= ``rnn_tanh``), ``rnn_relu``, ``lstm``, ``gru`` or ``gru_cho``.
+
+    ``matmul_dtype="bfloat16"`` gives its mixed-precision form (see :class:`Cell`)."""
     if isinstance(name, Cell):
-        return name
-    try:
-        return _BY_NAME[str(name).lower()]
-    except KeyError:
-        raise ValueError(f"unknown cell {name!r}; expected one of {CELL_NAMES}") from None
+        cell = name
+    else:
+        try:
+            cell = _BY_NAME[str(name).lower()]
+        except KeyError:
+            raise ValueError(f"unknown cell {name!r}; expected one of {CELL_NAMES}") from None
+    if matmul_dtype is not None:
+        cell = dataclasses.replace(cell, matmul_dtype=matmul_dtype)
+    return cell
 
 
 def num_params(params) -> int:

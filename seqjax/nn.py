@@ -25,8 +25,9 @@ class Recurrent(nnx.Module):
 
     def __init__(self, cell: str | Cell, in_features: int, hidden_features: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, merge: str = "concat", init: str = "torch",
-                 forget_bias: float = 0.0, dtype=jnp.float32, deterministic: bool = False, rngs: nnx.Rngs):
-        self.stack = Stack(make_cell(cell), num_layers, bidirectional, merge, dropout)
+                 forget_bias: float = 0.0, dtype=jnp.float32, matmul_dtype: str | None = None,
+                 deterministic: bool = False, rngs: nnx.Rngs):
+        self.stack = Stack(make_cell(cell, matmul_dtype=matmul_dtype), num_layers, bidirectional, merge, dropout)
         self.in_features, self.hidden_features = in_features, hidden_features
         self.deterministic = deterministic
         params = self.stack.init(rngs.params(), in_features, hidden_features, init=init,

@@ -166,3 +166,28 @@ def test_bad_text_files_leave_no_workdir(tmp_path, content, msg):
     assert r.returncode == 2
     assert msg in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert not wd.exists()
+
+
+def test_unknown_matmul_dtype_is_refused_before_the_workdir(tmp_path, text_file):
+    wd = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "experiments.chargen", "--config", "tiny", "--workdir", str(wd),
+                        f"--config.data.text_file={text_file}", "--config.model.matmul_dtype=float16"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "matmul_dtype 'float16'" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not wd.exists()
+
+
+def test_bfloat16_matmuls_train(text_file):
+    """A step with bf16 matmuls gives float32 params and a loss within 1% of the float32 step's."""
+    losses = []
+    for dtype in ("float32", "bfloat16"):
+        config = _config(text_file)
+        config.model.matmul_dtype = dtype
+        task = CharGenTask(config)
+        params = task.init(jax.random.PRNGKey(0))
+        loss, grads = jax.value_and_grad(lambda p: task.loss(p, task.train_batch(0), jax.random.PRNGKey(1),
+                                                             train=True, state=None)[0])(params)
+        assert all(g.dtype == np.float32 for g in jax.tree_util.tree_leaves(grads))
+        losses.append(float(loss))
+    assert losses[0] != losses[1] and abs(losses[0] - losses[1]) < 0.01 * losses[0]

@@ -154,3 +154,52 @@ def test_cho_gru_uses_the_scan(x64):
     cell, params, xs, carry0, w = _setup("gru_cho")
     jax.grad(_loss(lambda p, x, c: seqjax.unroll(cell, p, x, c), w))(params, xs, carry0)
     jax.jvp(lambda x: seqjax.unroll(cell, params, x, carry0)[1], (xs,), (xs,))  # forward mode works
+
+
+# ------------------------------------------------------------------ mixed precision (matmul_dtype)
+
+
+def _mixed_setup(name):
+    cell = seqjax.make_cell(name, matmul_dtype="bfloat16")
+    params = cell.init(jax.random.PRNGKey(0), 16, 32)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (4, 20, 16))
+    carry0 = cell.initial_carry((4,), 32)
+    w = jax.random.normal(jax.random.PRNGKey(3), (4, 20, 32))
+    return cell, params, xs, carry0, w
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_bfloat16_matmuls_stay_close_to_float32(name):
+    """bf16 operands with float32 sums: gradients within ~1% of float32's, yet not equal to them
+    (the option does change the arithmetic), and the fused rule agrees with autodiff of the scan."""
+    cell, params, xs, carry0, w = _mixed_setup(name)
+    full = seqjax.make_cell(name)
+    kw = dict(lengths=np.array([20, 9, 14, 1], np.int32))
+    grad = jax.jit(jax.value_and_grad(_loss(lambda p, x, c: seqjax.unroll(cell, p, x, c, **kw), w), argnums=(0, 1)))
+    val, g = grad(params, xs, carry0)
+    ref_val, ref_g = _reference(full, params, xs, carry0, w, **kw)
+    scan_val, scan_g = _reference(cell, params, xs, carry0, w, **kw)
+    assert val.dtype == jnp.float32
+    for a, b, c in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(ref_g[:2]),
+                       jax.tree_util.tree_leaves(scan_g[:2]), strict=True):
+        assert a.dtype == jnp.float32
+        scale = float(jnp.max(jnp.abs(b)))
+        assert float(jnp.max(jnp.abs(a - b))) < 2e-2 * scale
+        assert float(jnp.max(jnp.abs(a - c))) < 2e-2 * scale
+    assert not np.array_equal(np.asarray(val), np.asarray(ref_val))
+
+
+def test_bfloat16_reaches_the_compiled_matmuls():
+    cell, params, xs, carry0, w = _mixed_setup("lstm")
+    f = jax.jit(jax.grad(_loss(lambda p, x, c: seqjax.unroll(cell, p, x, c), w)))
+    hlo = f.lower(params, xs, carry0).as_text()
+    assert "bf16" in hlo
+    plain = jax.jit(jax.grad(_loss(lambda p, x, c: seqjax.unroll(seqjax.make_cell("lstm"), p, x, c), w)))
+    assert "bf16" not in plain.lower(params, xs, carry0).as_text()
+
+
+def test_matmul_dtype_names():
+    assert seqjax.make_cell("gru", matmul_dtype="float32") == seqjax.make_cell("gru")
+    assert seqjax.make_cell("gru", matmul_dtype="bfloat16").matmul_dtype == "bfloat16"
+    with pytest.raises(ValueError, match=r"unknown matmul_dtype 'float16'; expected one of \('float32', 'bfloat16'\)"):
+        seqjax.make_cell("lstm", matmul_dtype="float16")

@@ -12,7 +12,8 @@ from seqjax import decoding, structures
 
 
 def make_stack(cfg_model) -> seqjax.Stack:
-    return seqjax.Stack(seqjax.make_cell(cfg_model.cell), num_layers=cfg_model.num_layers,
+    cell = seqjax.make_cell(cfg_model.cell, matmul_dtype=cfg_model.get("matmul_dtype"))
+    return seqjax.Stack(cell, num_layers=cfg_model.num_layers,
                         dropout=cfg_model.dropout)
 
 

@@ -87,7 +87,9 @@ def save(
     metadata: dict,
     metrics: dict | None,
 ) -> None:
-    """Starts an async save of ``step``; ``metrics`` (a metrics.jsonl record) ranks it for 'best'."""
+    """Starts an async save of ``step``; ``metrics`` (a metrics.jsonl record) ranks it for 'best'.
+
+    Orbax reads the arrays after this returns: they must not be donated to a later jit call."""
     manager.save(
         step,
         args=ocp.args.Composite(

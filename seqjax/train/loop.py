@@ -82,7 +82,11 @@ class _Run:
         self.make_state = jax.jit(
             partial(init_state, task, self.optimizer, batch_size=t.batch_size), out_shardings=replicated
         )
-        self.step_fn = jax.jit(make_train_step(task, self.optimizer), out_shardings=replicated)
+        # The state is donated: each step updates params and optimizer moments in place, so an
+        # accelerator holds one copy of them rather than two.
+        self.step_fn = jax.jit(make_train_step(task, self.optimizer), out_shardings=replicated,
+                               donate_argnums=(0,))
+        self.copy_fn = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated)
         self.eval_fn = jax.jit(make_eval_step(task), out_shardings=replicated)
         self.manager = None
         self.warned_metric = False
@@ -167,7 +171,9 @@ class _Run:
                 task.on_log(state.params, done)
             improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
             if do_save or improved:  # a new best is saved even between checkpoint steps
-                params, items = state.checkpoint_items()
+                # an async save reads its arrays after the next steps have run: give it copies,
+                # since the next step donates (overwrites) the state's own buffers
+                params, items = self.copy_fn(state.checkpoint_items())
                 ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
                 best = record[t.best_metric] if improved else best
             pending, tokens, interval_start = [], 0, time.perf_counter()

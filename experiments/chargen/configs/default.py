@@ -24,6 +24,7 @@ def get_config() -> ConfigDict:
         dropout=0.0,          # between layers; the source articles' demo uses 0.2
         init="torch",         # torch | xavier_orthogonal | he_orthogonal
         forget_bias=0.0,      # added to the LSTM forget gate (e.g. 1.0)
+        matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
     ))
     config.data = ConfigDict(dict(
         source="embedded",    # embedded | file | tiny_shakespeare
