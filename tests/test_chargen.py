@@ -186,8 +186,8 @@ def test_bfloat16_matmuls_train(text_file):
         config.model.matmul_dtype = dtype
         task = CharGenTask(config)
         params = task.init(jax.random.PRNGKey(0))
-        loss, grads = jax.value_and_grad(lambda p: task.loss(p, task.train_batch(0), jax.random.PRNGKey(1),
-                                                             train=True, state=None)[0])(params)
+        loss, grads = jax.value_and_grad(lambda p, task=task: task.loss(p, task.train_batch(0), jax.random.PRNGKey(1),
+                                                                        train=True, state=None)[0])(params)
         assert all(g.dtype == np.float32 for g in jax.tree_util.tree_leaves(grads))
         losses.append(float(loss))
     assert losses[0] != losses[1] and abs(losses[0] - losses[1]) < 0.01 * losses[0]
