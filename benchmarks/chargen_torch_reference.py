@@ -37,6 +37,9 @@ def main():
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="run the forward pass under torch.autocast('cpu', bfloat16), the counterpart of "
+                         "seqjax's --config.model.matmul_dtype=bfloat16")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     if args.threads:
@@ -57,8 +60,9 @@ def main():
     for step in range(1, args.steps + 1):
         starts = rng.integers(0, len(train) - T, size=B)
         chunk = torch.from_numpy(train[starts[:, None] + np.arange(T + 1)[None, :]])
-        logits = model(chunk[:, :-1])
-        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(chunk[:, :-1])
+        loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1))
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -72,10 +76,11 @@ def main():
     with torch.no_grad():
         idx = torch.from_numpy(np.arange(n)[:, None] * T + np.arange(T + 1)[None, :])
         chunk = torch.from_numpy(val)[idx]
-        logits = model(chunk[:, :-1])
-        val_loss = loss_fn(logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1)).item()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(chunk[:, :-1])
+        val_loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1)).item()
     result = {"val_loss": val_loss, "tokens_per_s": args.steps * B * T / train_time, "train_time_s": train_time,
-              "torch": torch.__version__, "threads": torch.get_num_threads()}
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "bf16_autocast": args.bf16}
     print("final: " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
     if args.json:
         with open(args.json, "w") as f:

@@ -1,0 +1,131 @@
+"""chargen protocol training steps, seqjax vs PyTorch, timed side by side in one process.
+
+    TORCH=1 ./launch.sh python benchmarks/chargen_step.py            # ratios vs torch
+    ./launch.sh python benchmarks/chargen_step.py --quick            # seqjax only, seconds
+
+The end-to-end protocol runs (README results table) take 7-11 minutes each, and on a shared
+machine the speed drifts by 20% over that time, so their tokens/s are only comparable roughly.
+This script times the same work in alternating rounds, so drift hits every competitor alike. Each
+competitor trains on the protocol's set-up (embedding 64, 2-layer LSTM(256), batch 32 random
+128-character windows, Adam 2e-3, clip-norm 5). A step includes drawing its batch:
+
+* `seqjax`: the trainer's jitted `train_step` (`seqjax.train.state`), fed by `CharGenTask.train_batch`;
+* `seqjax[bf16]`: the same with `model.matmul_dtype=bfloat16`;
+* `torch`: the loop of `benchmarks/chargen_torch_reference.py`;
+* `torch[bf16]`: the same under `torch.autocast("cpu", torch.bfloat16)`.
+
+It prints ktok/s per competitor (median and best round) and each one's ratio to `torch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from functools import partial
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from experiments.chargen.configs.protocol import get_config  # noqa: E402
+from experiments.chargen.task import CharGenTask  # noqa: E402
+from seqjax.train.state import init_state, make_optimizer, make_train_step  # noqa: E402
+
+
+def seqjax_competitor(text_file: str, matmul_dtype: str):
+    config = get_config()
+    config.data.source, config.data.text_file = ("file", text_file) if text_file else ("embedded", "")
+    config.model.matmul_dtype = matmul_dtype
+    task = CharGenTask(config)
+    optimizer = make_optimizer(config.train)
+    step_fn = jax.jit(make_train_step(task, optimizer), donate_argnums=(0,))
+    state = [jax.jit(partial(init_state, task, optimizer, batch_size=config.train.batch_size))(jax.random.PRNGKey(0))]
+    key, counter = jax.random.PRNGKey(1), [0]
+
+    def run(n):
+        for _ in range(n):
+            state[0], _ = step_fn(state[0], task.train_batch(counter[0]), key)
+            counter[0] += 1
+        jax.block_until_ready(state[0])
+
+    return run, task.vocab.size, task.data.train
+
+
+def torch_competitor(vocab_size: int, train_ids: np.ndarray, bf16: bool):
+    import torch
+
+    from benchmarks.chargen_torch_reference import CharLSTM
+
+    torch.manual_seed(0)
+    model = CharLSTM(vocab_size)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    train = np.asarray(train_ids, np.int64)
+    T, B = 128, 32
+
+    def run(n):
+        for _ in range(n):
+            starts = rng.integers(0, len(train) - T, size=B)
+            chunk = torch.from_numpy(train[starts[:, None] + np.arange(T + 1)[None, :]])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(chunk[:, :-1])
+            loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--text", default="", help="a UTF-8 text file (default: the embedded corpus)")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=10, help="steps per competitor per round")
+    ap.add_argument("--quick", action="store_true", help="2 rounds of 2 steps")
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.steps = 2, 2
+    competitors = {}
+    competitors["seqjax"], vocab_size, train_ids = seqjax_competitor(args.text, "float32")
+    competitors["seqjax[bf16]"], _, _ = seqjax_competitor(args.text, "bfloat16")
+    versions = f"jax {jax.__version__}"
+    if not args.no_torch:
+        try:
+            import torch
+
+            competitors["torch"] = torch_competitor(vocab_size, train_ids, bf16=False)
+            competitors["torch[bf16]"] = torch_competitor(vocab_size, train_ids, bf16=True)
+            versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        except ImportError:
+            versions += "; torch not installed (TORCH=1 adds it), so no ratios"
+    print(versions)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    for run in competitors.values():  # compile and warm up
+        run(2)
+    tokens = args.steps * 32 * 128
+    rates: dict[str, list[float]] = {name: [] for name in competitors}
+    for _ in range(args.rounds):
+        for name, run in competitors.items():
+            t0 = time.perf_counter()
+            run(args.steps)
+            rates[name].append(tokens / (time.perf_counter() - t0) / 1e3)
+    load = os.getloadavg()[0]
+    base = statistics.median(rates["torch"]) if "torch" in rates else None
+    print("\n| competitor | ktok/s median (best) | vs torch |\n|---|---:|---:|")
+    for name, r in rates.items():
+        ratio = f"{statistics.median(r) / base:.2f}x" if base else "-"
+        print(f"| {name} | {statistics.median(r):.1f} ({max(r):.1f}) | {ratio} |")
+    print(f"\nload average at end: {load:.2f}" + (" (above the core count: ratios are unreliable)"
+                                                  if load > (os.cpu_count() or 1) else ""))
+
+
+if __name__ == "__main__":
+    main()
