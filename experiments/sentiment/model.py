@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqjax.cells import INIT_SCHEMES, make_cell
+from seqjax.cells import INIT_SCHEMES, MATMUL_DTYPES, make_cell
 from seqjax.recurrent import Stack
 from seqjax.structures import dense, dense_init, pool
 
@@ -54,6 +54,7 @@ class SentimentModel:
     dropout: float = 0.0
     init_scheme: str = "xavier_orthogonal"  # config key `init`; a seqjax.cells scheme
     forget_bias: float | None = None  # None: 1.0 for an LSTM, 0 for other cells
+    matmul_dtype: str = "float32"  # float32 | bfloat16 (recurrent matmuls; see seqjax.cells.Cell)
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
@@ -71,6 +72,7 @@ class SentimentModel:
         need(isinstance(self.bidirectional, bool), "bidirectional", "expected true or false")
         need(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, "dropout",
              "expected a rate in [0, 1)")
+        need(self.matmul_dtype in MATMUL_DTYPES, "matmul_dtype", f"expected one of {', '.join(MATMUL_DTYPES)}")
         need(self.init_scheme in INIT_SCHEMES, "init_scheme", f"expected one of {', '.join(INIT_SCHEMES)}")
         if self.forget_bias is not None:
             need(make_cell(self.cell).kind == "lstm" or self.forget_bias == 0, "forget_bias",
@@ -91,7 +93,8 @@ class SentimentModel:
 
     @property
     def stack(self) -> Stack:
-        return Stack(make_cell(self.cell), self.num_layers, self.bidirectional, "concat", self.dropout)
+        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype), self.num_layers, self.bidirectional,
+                     "concat", self.dropout)
 
     @property
     def features(self) -> int:

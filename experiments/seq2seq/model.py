@@ -21,7 +21,7 @@ from seqjax import structures
 
 
 def make_model(cfg_model) -> structures.Seq2Seq:
-    cell = seqjax.make_cell(cfg_model.cell)
+    cell = seqjax.make_cell(cfg_model.cell, matmul_dtype=cfg_model.get("matmul_dtype"))
     encoder = seqjax.Stack(cell, num_layers=cfg_model.layers, bidirectional=cfg_model.bidirectional)
     decoder = seqjax.Stack(cell, num_layers=cfg_model.layers)
     return structures.Seq2Seq(encoder, decoder, context=cfg_model.context)

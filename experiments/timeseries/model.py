@@ -29,7 +29,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells import CELL_NAMES, INIT_SCHEMES
+from seqjax.cells import CELL_NAMES, INIT_SCHEMES, MATMUL_DTYPES, make_cell
 from seqjax.recurrent import Stack
 from seqjax.structures import OneToMany, dense, dense_init
 
@@ -52,6 +52,7 @@ class Forecaster:
     forget_bias: float = 0.0
     skip: str = "none"
     period: int = 0
+    matmul_dtype: str = "float32"  # float32 | bfloat16 (recurrent matmuls; see seqjax.cells.Cell)
 
     def __post_init__(self):
         if self.structure not in STRUCTURES:
@@ -62,6 +63,8 @@ class Forecaster:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.cell not in CELL_NAMES:
             raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELL_NAMES}")
+        if self.matmul_dtype not in MATMUL_DTYPES:
+            raise ValueError(f"unknown matmul_dtype {self.matmul_dtype!r}; expected one of {MATMUL_DTYPES}")
         if self.init_scheme not in INIT_SCHEMES:
             raise ValueError(f"unknown init {self.init_scheme!r}; expected one of {INIT_SCHEMES}")
         if self.structure == "n_to_1" and self.horizon != 1:
@@ -81,7 +84,7 @@ class Forecaster:
 
     @property
     def stack(self) -> Stack:
-        return Stack(self.cell, self.num_layers, dropout=self.dropout)
+        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype), self.num_layers, dropout=self.dropout)
 
     @property
     def head_size(self) -> int:
@@ -167,4 +170,4 @@ def from_config(cfg_model, horizon: int, num_features: int, period: int = 0) -> 
                       cell=cfg_model.cell, hidden=cfg_model.hidden, num_layers=cfg_model.num_layers,
                       dropout=float(cfg_model.dropout), init_scheme=cfg_model.init,
                       forget_bias=float(cfg_model.forget_bias), skip=cfg_model.get("skip") or "none",
-                      period=int(period))
+                      period=int(period), matmul_dtype=cfg_model.get("matmul_dtype") or "float32")

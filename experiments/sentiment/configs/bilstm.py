@@ -40,6 +40,7 @@ def get_config() -> ConfigDict:
         dropout=0.2,  # between the layers and before the head: 2.6M params on 20000 reviews
         init="xavier_orthogonal",  # Keras' LSTM defaults
         forget_bias=None,  # 1.0, Keras' unit_forget_bias=True
+        matmul_dtype="float32",  # float32 | bfloat16
     ))
     config.data = data_section(  # the other keys keep data.py's defaults
         source="imdb_reviews",

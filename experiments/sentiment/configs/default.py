@@ -40,6 +40,7 @@ def get_config() -> ConfigDict:
         dropout=0.0,  # between layers and before the head; nothing to regularise on this task
         init="xavier_orthogonal",  # Keras' default: Glorot input weights, orthogonal recurrent, zero bias
         forget_bias=None,  # None: 1.0 for an LSTM (Keras' unit_forget_bias), 0 for other cells
+        matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
     ))
     config.data = data_section(  # the other keys keep data.py's defaults
         source="generated",  # imdb_reviews | glue/sst2 | imdb_dir | csv | jsonl | generated

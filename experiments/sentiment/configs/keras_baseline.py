@@ -45,6 +45,7 @@ def get_config() -> ConfigDict:
         dropout=0.0,
         init="xavier_orthogonal",  # Keras: glorot_uniform kernel, orthogonal recurrent kernel, zero bias
         forget_bias=None,  # (LSTM only)
+        matmul_dtype="float32",  # float32 | bfloat16
     ))
     config.data = data_section(  # the other keys keep data.py's defaults
         source="imdb_reviews",  # TFDS; 25000 train / 25000 test reviews

@@ -34,6 +34,7 @@ def get_config() -> ConfigDict:
         dropout=0.0,
         init="xavier_orthogonal",  # Keras' default: Glorot input weights, orthogonal recurrent, zero bias
         forget_bias=None,  # None: 1.0 for an LSTM
+        matmul_dtype="float32",  # float32 | bfloat16
     ))
     config.data = data_section(  # the other keys keep data.py's defaults
         source="generated",  # no files, no network

@@ -27,6 +27,7 @@ def get_config() -> ConfigDict:
         layers=1,             # stacked layers, in the encoder and in the decoder
         bidirectional=True,   # encoder reads both ways; c = [h_N fwd, h_1 bwd]
         init="torch",         # torch | xavier_orthogonal | he_orthogonal
+        matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
     ))
     config.data = ConfigDict(dict(
         min_digits=1,         # shortest number, in digits

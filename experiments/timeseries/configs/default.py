@@ -24,6 +24,7 @@ def get_config() -> ConfigDict:
         dropout=0.0,            # between layers only; nothing to regularise on noise-free data
         init="torch",           # torch | xavier_orthogonal | he_orthogonal
         forget_bias=1.0,        # LSTM only: keeps the cell state flowing early in training
+        matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
         skip="none",            # none | last | seasonal: learn a correction to a naive forecast
                                 # (n_to_1 and direct only; seasonal uses data.period)
     ))
