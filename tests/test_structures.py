@@ -188,3 +188,14 @@ def test_stack_as_a_core_with_lengths_holds_each_layer():
     ref_final, ref_ys = st(p, xs, lengths=jnp.array([6, 3]))
     np.testing.assert_allclose(ys, ref_ys, atol=1e-6)
     np.testing.assert_allclose(final, ref_final, atol=1e-6)
+
+
+def test_nnx_module_bfloat16_matmuls():
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 6, 3))
+    full = sjnn.LSTM(3, 5, num_layers=2, rngs=nnx.Rngs(0))
+    mixed = sjnn.LSTM(3, 5, num_layers=2, matmul_dtype="bfloat16", rngs=nnx.Rngs(0))
+    assert mixed.stack.cell.matmul_dtype == "bfloat16" and full.stack.cell.matmul_dtype is None
+    a, b = full(x)[0], mixed(x)[0]
+    assert b.dtype == jnp.float32 and mixed.weight_ih_l0[...].dtype == jnp.float32
+    assert not np.array_equal(a, b)
+    np.testing.assert_allclose(a, b, atol=2e-2)
