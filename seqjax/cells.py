@@ -69,17 +69,20 @@ def _sigmoid(x):
 MATMUL_DTYPES = ("float32", "bfloat16")
 
 
-def matmul(a, w, dtype: str | None = None):
-    """``a @ w.T`` for ``a`` ``(..., in)`` and ``w`` ``(out, in)``, without materialising ``w.T``.
-
-    With ``dtype`` (``"bfloat16"``), both operands are rounded to it and the products summed in
-    float32 (mixed precision: bfloat16 matmul units, float32 result); ``None`` or ``"float32"``
-    keeps the operands' own precision."""
-    dims = (((a.ndim - 1,), (w.ndim - 1,)), ((), ()))
+def mixed_dot(a, b, dims, dtype: str | None = None):
+    """``lax.dot_general(a, b, dims)``. With ``dtype`` (``"bfloat16"``), both operands are rounded
+    to it and the products summed in their own (float32) precision: bfloat16 matmul units, float32
+    result. ``None`` or ``"float32"`` keeps the operands' own precision."""
     if dtype is None or dtype == "float32":
-        return jax.lax.dot_general(a, w, dims)
-    out = jnp.result_type(a.dtype, w.dtype)
-    return jax.lax.dot_general(a.astype(dtype), w.astype(dtype), dims, preferred_element_type=out)
+        return jax.lax.dot_general(a, b, dims)
+    out = jnp.result_type(a.dtype, b.dtype)
+    return jax.lax.dot_general(a.astype(dtype), b.astype(dtype), dims, preferred_element_type=out)
+
+
+def matmul(a, w, dtype: str | None = None):
+    """``a @ w.T`` for ``a`` ``(..., in)`` and ``w`` ``(out, in)``, without materialising ``w.T``;
+    ``dtype`` as in :func:`mixed_dot`."""
+    return mixed_dot(a, w, (((a.ndim - 1,), (w.ndim - 1,)), ((), ())), dtype)
 
 
 def _affine(x, w, b, dtype=None):
