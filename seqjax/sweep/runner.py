@@ -1,0 +1,177 @@
+"""Running a sweep's commands on this machine, one after another or ``parallel`` at a time.
+
+Each run is the shell line of :meth:`Plan.command` (the line ``--emit`` prints), executed with its
+output in ``ROOT/logs/<name>.log``. Finished runs (``final.json`` in the workdir) are skipped; any
+other run is launched, and the experiment resumes it from its workdir if it was interrupted. A run
+that exits non-zero is recorded with its last error line and the others go on. Ctrl-C or SIGTERM
+stops the running commands (their checkpoints stay; a rerun resumes them) and records them as
+interrupted.
+
+With ``parallel > 1`` the children get ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (unless it is set)
+so that several runs can share one GPU; the commands themselves are unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from seqjax.sweep import root as root_lib
+from seqjax.sweep.spec import Plan, Run
+
+
+class _Stop(Exception):
+    pass
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def error_line(log: str) -> str:
+    """The line that says why a run failed: the last one mentioning an error, else the last one."""
+    try:
+        with open(log, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return ""
+    for line in reversed(lines[-40:]):
+        if "error" in line.lower():
+            return line[:500]
+    return lines[-1][:500] if lines else ""
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return str(-returncode)
+
+
+class _Launch:
+    def __init__(self, plan: Plan, root: str, run: Run, env: dict):
+        self.run, self.root = run, root
+        self.command = plan.command(root, run)
+        self.log_path = root_lib.log_path(root, run.name)
+        self.start = time.time()
+        self._log = open(self.log_path, "a")
+        self._log.write(f"\n$ {self.command}\n")
+        self._log.flush()
+        # The very line --emit prints, in its own process group so that a stop reaches the shell and the run.
+        self.proc = subprocess.Popen(["/bin/sh", "-c", self.command], stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def signal(self, signum: int) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def end(self, interrupted: bool = False) -> dict:
+        rc = self.proc.wait()
+        self._log.close()
+        wall = round(time.time() - self.start, 3)
+        finished = rc == 0 and root_lib.is_finished(self.root, self.run.name)
+        if finished:
+            status, error = "finished", ""
+        elif interrupted:
+            status, error = "interrupted", "stopped by the sweep"
+        else:
+            status = "failed"
+            if rc == 0:
+                error = f"exited 0 but left no {root_lib.FINAL}"
+            elif rc < 0:
+                error = f"killed by {_signal_name(rc)}; " + error_line(self.log_path)
+            else:
+                error = error_line(self.log_path)
+        record = {"status": status, "returncode": rc, "error": error, "command": self.command,
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.start)), "wall_time_s": wall,
+                  "log": os.path.relpath(self.log_path, self.root)}
+        root_lib.write_record(self.root, self.run.name, record)
+        return record
+
+
+def run_local(plan: Plan, root: str, parallel: int = 1, out=None) -> dict:
+    """Runs every unfinished run of ``plan`` in ``root`` (already prepared); returns the counts.
+
+    Prints one progress line per ended run: done, failed, remaining and an estimated time left.
+    Returns ``{"finished", "failed", "skipped", "interrupted"}`` counts.
+    """
+    out = out or sys.stdout
+    root = os.path.abspath(root)
+    todo = [r for r in plan.runs if not root_lib.is_finished(root, r.name)]
+    skipped = len(plan.runs) - len(todo)
+    counts = {"finished": 0, "failed": 0, "skipped": skipped, "interrupted": 0}
+    print(f"sweep {root}: {len(plan.runs)} runs, {skipped} finished already, {len(todo)} to run, "
+          f"{parallel} at a time", file=out, flush=True)
+    env = dict(os.environ)
+    if parallel > 1:
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    running: list[_Launch] = []
+    times: dict[bool, list[float]] = {True: [], False: []}  # wall times of finished / failed runs
+    total = len(todo)
+
+    def on_term(signum, frame):
+        raise _Stop
+
+    previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    try:
+        while todo or running:
+            while todo and len(running) < parallel:
+                running.append(_Launch(plan, root, todo.pop(0), env))
+            ended = [launch for launch in running if launch.proc.poll() is not None]
+            if not ended:
+                time.sleep(0.1)
+                continue
+            for launch in ended:
+                running.remove(launch)
+                record = launch.end()
+                counts[record["status"]] += 1
+                times[record["status"] == "finished"].append(record["wall_time_s"])
+                _progress(out, launch, record, counts, total, todo, running, times, parallel)
+    except (KeyboardInterrupt, _Stop):
+        for launch in running:
+            launch.signal(signal.SIGINT)
+        deadline = time.time() + 30
+        for launch in running:
+            try:
+                launch.proc.wait(timeout=max(deadline - time.time(), 0.1))
+            except subprocess.TimeoutExpired:
+                launch.signal(signal.SIGKILL)
+            launch.end(interrupted=True)
+            counts["interrupted"] += 1
+        print(f"sweep: stopped; {counts['interrupted']} runs interrupted, {len(todo)} not started. "
+              "Rerun the same command to go on", file=out, flush=True)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return counts
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _progress(out, launch, record, counts, total, todo, running, times, parallel) -> None:
+    ended = counts["finished"] + counts["failed"]
+    sample = times[True] or times[False]  # failures are often quick: they estimate only while nothing finished
+    mean = sum(sample) / len(sample)
+    left = len(todo) * mean + sum(max(mean - (time.time() - r.start), 0.0) for r in running)
+    eta = _duration(left / parallel) if todo or running else "0s"
+    what = (f"finished {launch.run.name} in {_duration(record['wall_time_s'])}" if record["status"] == "finished"
+            else f"FAILED {launch.run.name} (exit {record['returncode']}): {record['error']} "
+                 f"[{launch.log_path}]")
+    print(f"[{ended}/{total}] {what} | done {counts['finished']}, failed {counts['failed']}, "
+          f"remaining {len(todo) + len(running)}, ETA {eta}", file=out, flush=True)
