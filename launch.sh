@@ -7,6 +7,7 @@
 #   ./launch.sh chargen|sentiment|timeseries|seq2seq [--workdir DIR] [--config FILE_OR_PRESET] [--config.KEY=VALUE ...]
 #   ./launch.sh sample --workdir DIR [--prompt ...]     sample from a chargen workdir
 #   ./launch.sh predict sentiment --workdir DIR "a review"   classify text with a sentiment workdir
+#   ./launch.sh sweep EXPERIMENT --grid KEY=V1,V2 [--seeds N] [--emit] ...   an ablation (--help: all options)
 #   ./launch.sh bench [args]         benchmarks/rnn_throughput.py
 #   ./launch.sh python ...           run the venv's python
 #
@@ -86,6 +87,9 @@ case "$cmd" in
     fi
     shift
     exec "$PY" -m "experiments.$exp.predict" "$@" ;;
+  sweep)
+    setup
+    exec "$PY" -m seqjax.sweep "$@" ;;
   bench)
     setup
     exec "$PY" benchmarks/rnn_throughput.py "$@" ;;
@@ -93,8 +97,8 @@ case "$cmd" in
     setup
     exec "$PY" "$@" ;;
   -h|--help|help)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
-    echo "launch.sh: unknown command '$cmd'. Expected one of: setup, test, chargen, sentiment, timeseries, seq2seq, sample, predict, bench, python (or none for the main job)." >&2
+    echo "launch.sh: unknown command '$cmd'. Expected one of: setup, test, chargen, sentiment, timeseries, seq2seq, sample, predict, sweep, bench, python (or none for the main job)." >&2
     exit 2 ;;
 esac

@@ -140,22 +140,32 @@ def run_local(plan: Plan, root: str, parallel: int = 1, out=None) -> dict:
                 times[record["status"] == "finished"].append(record["wall_time_s"])
                 _progress(out, launch, record, counts, total, todo, running, times, parallel)
     except (KeyboardInterrupt, _Stop):
+        if _main_thread():  # a second Ctrl-C must not leave the runs behind: stopping them takes seconds
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _stop(running)
         for launch in running:
-            launch.signal(signal.SIGINT)
-        deadline = time.time() + 30
-        for launch in running:
-            try:
-                launch.proc.wait(timeout=max(deadline - time.time(), 0.1))
-            except subprocess.TimeoutExpired:
-                launch.signal(signal.SIGKILL)
-            launch.end(interrupted=True)
-            counts["interrupted"] += 1
+            counts[launch.end(interrupted=True)["status"]] += 1
         print(f"sweep: stopped; {counts['interrupted']} runs interrupted, {len(todo)} not started. "
               "Rerun the same command to go on", file=out, flush=True)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     return counts
+
+
+def _stop(running: list[_Launch]) -> None:
+    """SIGINT to every running command, then SIGTERM (SIGINT may be ignored, e.g. under nohup), then SIGKILL."""
+    for signum, grace in ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        alive = [launch for launch in running if launch.proc.poll() is None]
+        for launch in alive:
+            launch.signal(signum)
+        deadline = time.time() + grace
+        for launch in alive:
+            try:
+                launch.proc.wait(timeout=max(deadline - time.time(), 0.01))
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def _main_thread() -> bool:
