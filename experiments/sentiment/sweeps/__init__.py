@@ -1,0 +1,1 @@
+"""sentiment's sweep files: ``./launch.sh sweep sentiment --sweep <name>`` (see seqjax/sweep/__init__.py)."""
