@@ -3,6 +3,7 @@ times through the command line, and the bad-input paths, which start no run."""
 
 import contextlib
 import csv
+import fcntl
 import glob
 import io
 import json
@@ -47,7 +48,7 @@ def tiny(tmp_path_factory):
     os.remove(os.path.join(root, FAILS))
     os.remove(os.path.join(root, INTERRUPTED, "final.json"))
     second = _cli(argv)
-    logs = {p: os.path.getsize(p) for p in glob.glob(os.path.join(root, "logs", "*"))}
+    logs = {p: os.path.getsize(p) for p in glob.glob(os.path.join(root, "logs", "*.log"))}
     third = _cli(argv)
     return dict(root=root, argv=argv, emit=emit, manifest=manifest, first=first, after_first=after_first,
                 second=second, third=third, logs=logs)
@@ -204,6 +205,16 @@ def test_a_root_holding_another_sweep_fails_naming_the_difference(tmp_path):
     (other / "notes.txt").write_text("mine")
     _fails(["chargen", "--grid", "model.cell=rnn", "--root", str(other)], "not empty", "no sweep.json")
     _fails(["--aggregate", "--root", str(other)], "no sweep here")
+
+
+def test_one_local_sweep_at_a_time_per_root(tmp_path):
+    root = str(tmp_path / "root")
+    argv = ["chargen", "--grid", "model.cell=rnn,gru", "--root", root]
+    assert _cli([*argv, "--emit"])[0] == 0
+    with open(os.path.join(root, "logs", "lock"), "a+") as f:  # as a running sweep holds it
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _fails(argv, "another sweep is running in")
+    assert not os.path.exists(os.path.join(root, "cell=rnn"))  # nothing was launched
 
 
 # ----------------------------------------------------------------------------- the pieces

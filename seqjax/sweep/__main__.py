@@ -105,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweep: {len(the_plan.runs)} commands for {os.path.abspath(root)}; after they ran: "
               f"./launch.sh sweep --aggregate --root {root}", file=sys.stderr)
         return 0
-    counts = run_local(the_plan, root, args.parallel, out)
+    try:
+        counts = run_local(the_plan, root, args.parallel, out)
+    except SweepError as e:
+        print(f"sweep: error: {e}", file=sys.stderr)
+        return 2
     results = aggregate(root)
     _show(root, results, out)
     if counts["interrupted"]:

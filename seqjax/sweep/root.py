@@ -4,6 +4,8 @@
     ROOT/<run name>/         each run's workdir (config.json, metrics.jsonl, checkpoints, final.json, ...)
     ROOT/logs/<name>.log     a local run's stdout and stderr
     ROOT/logs/<name>.json    how its last local launch ended: status, exit code, error line, command, time
+    ROOT/logs/lock           held by the local sweep running in ROOT (one at a time)
+    ROOT/jax_cache/          the JAX compilation cache that local runs share
     ROOT/results.csv, results.md, summary.json, curves/      written by :func:`seqjax.sweep.aggregate`
 
 A run is *finished* when its workdir holds ``final.json``, *failed* when its last local launch
@@ -21,6 +23,7 @@ from seqjax.sweep.spec import Plan, SweepError
 
 MANIFEST = "sweep.json"
 LOGS = "logs"
+JAX_CACHE = "jax_cache"
 FINAL = "final.json"
 
 

@@ -7,12 +7,19 @@ that exits non-zero is recorded with its last error line and the others go on. C
 stops the running commands (their checkpoints stay; a rerun resumes them) and records them as
 interrupted.
 
-With ``parallel > 1`` the children get ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (unless it is set)
-so that several runs can share one GPU; the commands themselves are unchanged.
+Runs start seed by seed: the first seed of every configuration, then the second, ... so that a
+partial sweep already compares every configuration. The children share a JAX compilation cache
+(``ROOT/jax_cache``, unless ``JAX_COMPILATION_CACHE_DIR`` is set), so later seeds of a
+configuration, and resumed runs, reuse its compiled programs. With ``parallel > 1`` they also get
+``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (unless set) so that several runs can share one GPU. Only
+the environment differs: the commands are the ones ``--emit`` prints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +27,7 @@ import sys
 import time
 
 from seqjax.sweep import root as root_lib
-from seqjax.sweep.spec import Plan, Run
+from seqjax.sweep.spec import Plan, Run, SweepError
 
 
 class _Stop(Exception):
@@ -100,20 +107,59 @@ class _Launch:
         return record
 
 
+def launch_order(runs: list[Run]) -> list[Run]:
+    """The runs by seed rank: every configuration's first seed, then every second seed, ..."""
+    rank, seen = {}, {}
+    for run in runs:
+        key = json.dumps(run.setting, sort_keys=True)
+        rank[run.name] = seen[key] = seen.get(key, -1) + 1
+    return sorted(runs, key=lambda run: rank[run.name])
+
+
 def run_local(plan: Plan, root: str, parallel: int = 1, out=None) -> dict:
     """Runs every unfinished run of ``plan`` in ``root`` (already prepared); returns the counts.
 
-    Prints one progress line per ended run: done, failed, remaining and an estimated time left.
+    Raises SweepError if another local sweep is running in ``root``. Prints one progress line per
+    ended run: done, failed, remaining and an estimated time left.
     Returns ``{"finished", "failed", "skipped", "interrupted"}`` counts.
     """
     out = out or sys.stdout
     root = os.path.abspath(root)
-    todo = [r for r in plan.runs if not root_lib.is_finished(root, r.name)]
+    with _lock(root):
+        return _run_all(plan, root, parallel, out)
+
+
+@contextlib.contextmanager
+def _lock(root: str):
+    """One local sweep at a time per root: a second one would launch the same runs into the same workdirs."""
+    path = os.path.join(root, root_lib.LOGS, "lock")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            raise SweepError(f"another sweep is running in {root} (pid {f.read().strip() or '?'}); "
+                             "wait for it, or stop it and rerun") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_all(plan: Plan, root: str, parallel: int, out) -> dict:
+    todo = [r for r in launch_order(plan.runs) if not root_lib.is_finished(root, r.name)]
     skipped = len(plan.runs) - len(todo)
     counts = {"finished": 0, "failed": 0, "skipped": skipped, "interrupted": 0}
     print(f"sweep {root}: {len(plan.runs)} runs, {skipped} finished already, {len(todo)} to run, "
           f"{parallel} at a time", file=out, flush=True)
     env = dict(os.environ)
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(root, root_lib.JAX_CACHE))
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small programs add up, too
     if parallel > 1:
         env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")
