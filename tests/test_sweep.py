@@ -7,9 +7,9 @@ import fcntl
 import glob
 import io
 import json
+import math
 import os
 import shutil
-import statistics
 
 import pytest
 
@@ -105,6 +105,11 @@ def test_emit_prints_exactly_the_commands_a_local_run_executes(tiny):
         assert f"$ {line}\n" in open(os.path.join(tiny["root"], "logs", run["name"] + ".log")).read()
         assert f"--workdir {os.path.join(tiny['root'], run['name'])} " in line
         assert "--config tiny" in line and "--config.model.cell=" + run["overrides"]["model.cell"] in line
+        saved = json.load(open(os.path.join(tiny["root"], run["name"], "config.json")))  # what the run was given
+        o = run["overrides"]
+        assert (saved["model"]["cell"], str(saved["model"]["hidden"]), str(saved["seed"])) == \
+            (o["model.cell"], o["model.hidden"], o["seed"])
+        assert (saved["train"]["steps"], saved["model"]["num_layers"], saved["model"]["embed_dim"]) == (2, 1, 8)
     rc, again, _ = _cli([*tiny["argv"], "--emit"])  # emitting from a finished root: the same lines
     assert rc == 0 and again == out
 
@@ -123,11 +128,11 @@ def test_aggregated_mean_and_std_equal_a_hand_computation(tiny):
         finals = by_config[(config["setting"]["model.cell"], config["setting"]["model.hidden"])]
         assert config["finished"] == 2
         for metric in ("val_loss", "train_loss", "val_accuracy"):
-            values = [f[metric] for f in finals]
+            a, b = (f[metric] for f in finals)
             stat = config["metrics"][metric]
-            assert stat["n"] == 2
-            assert stat["mean"] == pytest.approx(statistics.mean(values), rel=1e-12)
-            assert stat["std"] == pytest.approx(statistics.stdev(values), rel=1e-12)
+            assert stat["n"] == 2 and sorted(stat["values"]) == sorted([a, b])
+            assert stat["mean"] == pytest.approx((a + b) / 2, rel=1e-12, abs=1e-15)
+            assert stat["std"] == pytest.approx(abs(a - b) / math.sqrt(2), rel=1e-9, abs=1e-15)  # sample std, n = 2
         val = config["metrics"]["val_loss"]
         assert f"{val['mean']:.4g} ± {val['std']:.2g}" in md
         means.append(val["mean"])
