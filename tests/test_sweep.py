@@ -15,7 +15,7 @@ import pytest
 
 import seqjax.sweep as sw
 from seqjax.sweep import spec
-from seqjax.sweep.__main__ import main
+from seqjax.sweep.__main__ import main, split_values
 
 GRID = ["--grid", "model.cell=rnn,gru", "--grid", "model.hidden=8,16", "--seeds", "2"]
 FIXED = ["--config", "tiny", "--set", "model.num_layers=1", "--set", "train.steps=2", "--set", "train.log_every=1",
@@ -255,7 +255,7 @@ def test_plan_names_texts_and_duplicates():
     assert spec.name_runs([{"model.x": "0", "data.x": "1"}, {"model.x": "1", "data.x": "0"}]) == \
         ["model.x=0,data.x=1", "model.x=1,data.x=0"]  # the same last part: full keys
     assert spec.name_runs([{"p": "a/b"}, {"p": "a_b"}])[0].startswith("p=a_b-")  # sanitised apart
-    assert spec.split_values("(1,2),(3, 4),'a,b',c") == ["(1,2)", "(3, 4)", "'a,b'", "c"]
+    assert split_values("(1,2),(3, 4),'a,b',c") == ["(1,2)", "(3, 4)", "'a,b'", "c"]
     assert spec.to_text(True) == "true" and spec.to_text((1, 2)) == "(1, 2)" and spec.to_text(1e-3) == "0.001"
 
 

@@ -17,7 +17,40 @@ import sys
 from seqjax.sweep import root as root_lib
 from seqjax.sweep.results import aggregate
 from seqjax.sweep.runner import run_local
-from seqjax.sweep.spec import SEED, SweepError, fixed, load_sweep_file, parse_assignment, plan, product, sweep
+from seqjax.sweep.spec import SEED, SweepError, fixed, load_sweep_file, plan, product, sweep
+
+
+def split_values(text: str) -> list[str]:
+    """``rnn,lstm`` -> ['rnn', 'lstm']; commas inside brackets or quotes stay (``(1,2),(3,4)``)."""
+    values, depth, quote, current = [], 0, None, ""
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            values.append(current.strip())
+            current = ""
+            continue
+        current += ch
+    values.append(current.strip())
+    return values
+
+
+def parse_assignment(flag: str, text: str, many: bool) -> tuple[str, list[str]]:
+    """``--grid KEY=V1,V2`` / ``--set KEY=VALUE`` -> (key, values); empty values are errors."""
+    key, eq, rest = text.partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise SweepError(f"{flag} {text}: expected KEY=VALUE{',VALUE...' if many else ''}")
+    values = split_values(rest) if many else [rest]
+    if any(v == "" for v in values):
+        raise SweepError(f"{flag} {text}: empty value for {key}")
+    return key, values
 
 
 class _Parser(argparse.ArgumentParser):

@@ -310,40 +310,7 @@ def plan(experiment: str, runs: list[dict], config: str | None = None, label: st
                 _UNSAFE.sub("_", label)[:60], train.get("best_metric", "val_loss"), train.get("best_mode", "min"))
 
 
-# ----------------------------------------------------------------------------- command-line pieces
-
-
-def split_values(text: str) -> list[str]:
-    """``rnn,lstm`` -> ['rnn', 'lstm']; commas inside brackets or quotes stay (``(1,2),(3,4)``)."""
-    values, depth, quote, current = [], 0, None, ""
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            values.append(current.strip())
-            current = ""
-            continue
-        current += ch
-    values.append(current.strip())
-    return values
-
-
-def parse_assignment(flag: str, text: str, many: bool) -> tuple[str, list[str]]:
-    """``--grid KEY=V1,V2`` / ``--set KEY=VALUE`` -> (key, values); empty values are errors."""
-    key, eq, rest = text.partition("=")
-    key = key.strip()
-    if not eq or not key:
-        raise SweepError(f"{flag} {text}: expected KEY=VALUE{',VALUE...' if many else ''}")
-    values = split_values(rest) if many else [rest]
-    if any(v == "" for v in values):
-        raise SweepError(f"{flag} {text}: empty value for {key}")
-    return key, values
+# ----------------------------------------------------------------------------- sweep files
 
 
 def load_sweep_file(experiment: str, spec: str) -> tuple[list[dict], str]:
