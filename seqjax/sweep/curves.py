@@ -55,6 +55,9 @@ def _finish(fig, axes, metrics: list[str], title: str, path: str) -> None:
         ax.set_xlabel("step")
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
+        low, high = ax.dataLim.y0, ax.dataLim.y1
+        if low > 0 and high / low > 20:  # losses falling by orders of magnitude
+            ax.set_yscale("log")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
