@@ -28,6 +28,7 @@ would be silently ignored, ...) is also one line with exit status 2. A checkpoin
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import importlib
 import importlib.util
@@ -181,6 +182,24 @@ def fresh_workdir(experiment: str) -> str:
 
 def _format_value(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def verb_parser(experiment: str, verb: str, description: str) -> argparse.ArgumentParser:
+    """An inference verb's parser, with the options every verb has: ``--workdir`` and ``--which``."""
+    parser = argparse.ArgumentParser(prog=f"python -m experiments.{experiment} {verb}", description=description)
+    parser.add_argument("--workdir", required=True, help="a trained run's workdir (holds checkpoints/)")
+    parser.add_argument("--which", choices=("best", "latest"), default="best",
+                        help="which checkpoint: the best by the run's train.best_metric (default), or the latest")
+    return parser
+
+
+def run_verb(parser: argparse.ArgumentParser, argv: list[str], body: Callable[[argparse.Namespace], object]):
+    """Parses ``argv`` and runs ``body(args)``; a ValueError or OSError is one line and exit status 2."""
+    args = parser.parse_args(argv)
+    try:
+        return body(args)
+    except (ValueError, OSError) as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
 
 
 def fail(prog: str, message: str, code: int = 2):
