@@ -35,7 +35,7 @@ import numpy as np
 from experiments.chargen.configs import default
 from seqjax.data import CharVocab, eval_batches, read_text_file, train_batches
 from seqjax.train import Data
-from seqjax.train.config import check_inactive
+from seqjax.train.config import check_inactive, check_keys
 from seqjax.train.config import is_int as _is_int
 from seqjax.train.config import require as _need
 
@@ -57,6 +57,7 @@ def embedded_text() -> str:
 def check_config(config) -> None:
     """Validates ``config.data``; a key that the chosen source would ignore fails."""
     d, defaults = config.data, default.get_config()
+    check_keys(config, defaults)
     _need(d.source in SOURCES, "data.source", d.source, f"expected one of {', '.join(SOURCES)}")
     _need(d.mode in MODES, "data.mode", d.mode, f"expected one of {', '.join(MODES)}")
     for key in ("seq_len", "eval_windows"):

@@ -74,6 +74,19 @@ def check_inactive(config: ConfigDict, defaults: ConfigDict, keys: Sequence[str]
                               f"set that as well, or leave {key} at its default {default!r}")
 
 
+def check_keys(config: ConfigDict, defaults: ConfigDict, prefix: str = "config") -> None:
+    """Raises ConfigError for a key that ``defaults`` (the experiment's ``configs/default.py``) lacks.
+
+    The command line cannot add keys, but a config file can, and the code would never read one."""
+    for key in config.keys():
+        where = f"{prefix}.{key}"
+        if key not in defaults:
+            raise ConfigError(f"{where}: unknown key; {prefix} has {', '.join(sorted(defaults.keys()))} "
+                              "(see the experiment's configs/default.py)")
+        if isinstance(config[key], ConfigDict) and isinstance(defaults[key], ConfigDict):
+            check_keys(config[key], defaults[key], where)
+
+
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
