@@ -144,6 +144,7 @@ class Lanes:
 @dataclasses.dataclass
 class CharData(Data):
     vocab: CharVocab
+    train_ids: np.ndarray  # the encoded training text
     val_text: str
     description: str
 
@@ -163,4 +164,5 @@ def load(config) -> CharData:
     n = min(d.eval_windows, (len(val_ids) - 1) // T)
     val = eval_batches(Windows(val_ids, T, stride=T, count=n), config.eval.batch_size)
     metadata = {"vocab": json.loads(vocab.to_json()), "corpus": desc}
-    return CharData(train=train, val=val, metadata=metadata, vocab=vocab, val_text=val_text, description=desc)
+    return CharData(train=train, val=val, metadata=metadata, vocab=vocab, train_ids=ids, val_text=val_text,
+                    description=desc)

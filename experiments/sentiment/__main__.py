@@ -40,7 +40,8 @@ def predict(argv: list[str]) -> np.ndarray:
         try:
             run = load_from_workdir(args.workdir, SentimentTask, which=args.which)
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"{e}; train one first with ./launch.sh sentiment --workdir {args.workdir}") from None
+            raise FileNotFoundError(f"{e}; train one first with ./launch.sh sentiment --workdir {args.workdir}") \
+                from None
         probs = run.task.probabilities(run.params, texts, names)
         for prob, text in zip(probs, texts, strict=True):
             print(f"{prob:.4f}\t{text}")

@@ -26,6 +26,7 @@ checkpoint can be restored before any data is read.
 from __future__ import annotations
 
 import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np

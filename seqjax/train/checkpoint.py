@@ -9,9 +9,11 @@ Each step directory holds four items (``ocp.args.Composite``):
 One ``CheckpointManager`` keeps the ``max_to_keep`` latest steps and, through Orbax's
 ``AnyPreservationPolicy(LatestN, BestN)``, the best step by ``train.best_metric``, whose value is
 stored as the step's Orbax metrics; Orbax's ``best_step()`` names it (a step without the metric,
-or with a non-finite value, ranks worst; with no step ranked, the latest is the best). Saves are asynchronous; Orbax writes into a temporary
-directory and renames it when complete, so a killed run leaves no step directory half-written
-(leftover temporaries are removed when the manager is next opened).
+or with a non-finite value, ranks worst; with no step ranked, the latest is the best).
+
+Saves are asynchronous; Orbax writes into a temporary directory and renames it when complete, so
+a killed run leaves no step directory half-written (leftover temporaries are removed when the
+manager is next opened).
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ class _Run:
         try:
             json.dumps(metadata)
         except (TypeError, ValueError) as e:
-            raise TypeError(f"the data's metadata must be JSON-able (it is saved beside each checkpoint): {e}") from None
+            raise TypeError(f"the data's metadata must be JSON-able (it is saved with each checkpoint): {e}") from None
         best = ckpt.best_value(self.manager, t.best_metric, t.best_mode)
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()

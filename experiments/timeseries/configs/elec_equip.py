@@ -1,9 +1,10 @@
 """Monthly electrical-equipment index (../shared/data/elec_equip.csv), 12 months ahead, period 12.
 
-    python -m experiments.timeseries --config elec_equip --workdir runs/timeseries/elec_equip
+    ./launch.sh timeseries --config elec_equip --config.data.csv=PATH/elec_equip.csv
 
-Run it from the repository root: the CSV path is relative to it, and the file lives in the shared
-data folder beside the checkout, not in the repository.
+The series is the euro area's monthly electrical-equipment manufacturing index (ECB series
+STS.M.I7.W.TOVT.NS0016.4.000, 1995-2016), not shipped with the repository; the default path is
+../shared/data/elec_equip.csv, relative to the repository root.
 
 257 months split 70/15/15 leave only 144 training windows; the 2008-09 crash is in training, the
 recovery in validation and a calm 2013-16 in test, where seasonal naive is hard to beat. Settings
@@ -23,7 +24,6 @@ def get_config():
     m.structure = "direct"          # all 12 months from the last state at once: no error feedback
     m.cell = "gru"                  # best on validation among rnn / lstm / gru at this size
     m.hidden = 32
-    m.forget_bias = 0.0             # (LSTM only)
     m.skip = "seasonal"             # learn a correction to seasonal naive (like seasonal differencing)
     d = config.data
     d.source = "csv"
