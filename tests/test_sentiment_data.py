@@ -227,7 +227,8 @@ def test_bad_config(override, pattern):
     "override, pattern",
     [
         (dict(source="csv", path="r.csv", gen_seed=3),
-         r"config\.data\.gen_seed=3 only takes effect with data\.source='generated' \(this config has data\.source='csv'\)"),
+         r"config\.data\.gen_seed=3 only takes effect with data\.source='generated' \(this config has "
+         r"data\.source='csv'\)"),
         (dict(path="r.csv"), r"config\.data\.path='r\.csv' only takes effect with data\.source='imdb_dir', 'csv'"),
         (dict(text_column="body"), r"data\.text_column='body' only takes effect with data\.source='csv' or 'jsonl'"),
         (dict(source="csv", path="r.csv", test_path="t.csv", test_fraction=0.3),
