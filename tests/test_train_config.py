@@ -178,3 +178,14 @@ def test_help_prints_the_config(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "usage:" in out and "steps: 3" in out
+
+
+def test_launch_sh_finds_the_experiments_and_points_old_verbs_to_new_ones():
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run(["bash", os.path.join(root, "launch.sh"), "sample", "--workdir", "w"],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "./launch.sh chargen sample --workdir DIR" in run.stderr
+    assert "chargen sentiment seq2seq timeseries" in run.stderr
