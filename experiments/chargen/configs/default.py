@@ -2,9 +2,10 @@
 
     ./launch.sh                      # same as: ./launch.sh chargen
     ./launch.sh chargen --workdir runs/chargen/mine      # rerun the same line to resume
+    ./launch.sh chargen sample --workdir runs/chargen/mine --prompt "The "
 
-Cost: 3.5-5 minutes on a 2-core CPU (1000 steps of 32 x 128 characters; measured 202 s and 275 s).
-Expected: validation loss about 1.31 nats/char (measured 1.311), and samples that look like
+Cost: 3.5-5 minutes on a 2-core CPU (1000 steps of 32 x 128 characters; measured 202-275 s).
+Expected: validation loss about 1.31 nats/char (measured 1.309), and samples that look like
 Python's reference manual (indented code blocks, "**" headings) by the end.
 """
 

@@ -3,7 +3,7 @@
     ./launch.sh sentiment                                   # this config, a fresh runs/sentiment/<time>
     ./launch.sh sentiment --workdir runs/sent --config.model.cell=gru
 
-Cost: about 35 s on a shared 2-core CPU (500 steps of 32 reviews of 20-100 words).
+Cost: 15-35 s on a shared 2-core CPU (500 steps of 32 reviews of 20-100 words).
 Expected: test accuracy 1.00 (>= 0.99) on the generated marker task: each review is 20-100
 filler words with one marker ("great" or "awful") at a random position that alone sets the
 label, so the model must find one word anywhere in a long sequence and ignore padding.

@@ -4,7 +4,7 @@
     ./launch.sh timeseries --config.model.structure=n_to_n --config.model.cell=gru
     ./launch.sh timeseries forecast --workdir runs/timeseries/mg --csv new.csv
 
-Cost: about 25 seconds on a 2-core CPU (2000 steps of 32 windows of 32 steps, LSTM(64)).
+Cost: 15-25 seconds on a 2-core CPU (2000 steps of 32 windows of 32 steps, LSTM(64)).
 Expected: test RMSE 0.0021 against persistence's 0.0331 (ratio 0.063, 16x lower; MAE ratio 0.055).
 More structures and horizons in experiments/timeseries/README.md.
 """
