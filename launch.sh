@@ -4,9 +4,9 @@
 #   ./launch.sh                      set up, then run the main job (chargen on the embedded corpus)
 #   ./launch.sh setup                make .venv and install seqjax[dev] (idempotent, fast when nothing changed)
 #   ./launch.sh test [pytest args]   set up, then run the test suite
-#   ./launch.sh chargen|sentiment|timeseries|seq2seq [--workdir DIR] [--config FILE_OR_PRESET] [--config.KEY=VALUE ...]
-#   ./launch.sh sample --workdir DIR [--prompt ...]     sample from a chargen workdir
-#   ./launch.sh predict sentiment --workdir DIR "a review"   classify text with a sentiment workdir
+#   ./launch.sh EXPERIMENT [--workdir DIR] [--config FILE_OR_PRESET] [--config.KEY=VALUE ...]   train (or resume)
+#   ./launch.sh EXPERIMENT VERB --workdir DIR ...     use a trained run: chargen sample, sentiment predict,
+#                                    seq2seq translate, timeseries forecast (EXPERIMENT: any experiments/*/)
 #   ./launch.sh sweep EXPERIMENT --grid KEY=V1,V2 [--seeds N] [--emit] ...   an ablation (--help: all options)
 #   ./launch.sh bench [args]         benchmarks/rnn_throughput.py
 #   ./launch.sh python ...           run the venv's python
@@ -71,22 +71,6 @@ case "$cmd" in
   main)
     setup
     exec "$PY" -m experiments.chargen "$@" ;;
-  chargen|sentiment|timeseries|seq2seq)
-    setup
-    exec "$PY" -m "experiments.$cmd" "$@" ;;
-  sample)
-    setup
-    exec "$PY" -m experiments.chargen.sample "$@" ;;
-  predict)
-    setup
-    exp=${1:-}
-    if [ -z "$exp" ] || [ ! -f "experiments/$exp/predict.py" ]; then
-      echo "launch.sh: usage: ./launch.sh predict EXPERIMENT --workdir DIR ...; experiments with a predict command:" \
-        "$(cd experiments && ls -d */predict.py 2>/dev/null | cut -d/ -f1 | tr '\n' ' ')" >&2
-      exit 2
-    fi
-    shift
-    exec "$PY" -m "experiments.$exp.predict" "$@" ;;
   sweep)
     setup
     exec "$PY" -m seqjax.sweep "$@" ;;
@@ -99,6 +83,16 @@ case "$cmd" in
   -h|--help|help)
     sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
-    echo "launch.sh: unknown command '$cmd'. Expected one of: setup, test, chargen, sentiment, timeseries, seq2seq, sample, predict, sweep, bench, python (or none for the main job)." >&2
+    if [[ "$cmd" =~ ^[a-z0-9_]+$ ]] && [ -f "experiments/$cmd/__main__.py" ]; then
+      setup
+      exec "$PY" -m "experiments.$cmd" "$@"
+    fi
+    experiments=$(cd experiments && ls -d */__main__.py 2>/dev/null | cut -d/ -f1 | tr '\n' ' ')
+    hint=""
+    case "$cmd" in
+      sample) hint=" (sampling is now: ./launch.sh chargen sample --workdir DIR ...)";;
+      predict) hint=" (prediction is now: ./launch.sh sentiment predict --workdir DIR ...)";;
+    esac
+    echo "launch.sh: unknown command '$cmd'$hint. Expected setup, test, sweep, bench, python, or an experiment: ${experiments% } (no command runs the main job)." >&2
     exit 2 ;;
 esac

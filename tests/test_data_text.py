@@ -35,19 +35,11 @@ def test_char_vocab_unknown_characters_are_named():
         vocab.decode([0, 3])
 
 
-def test_char_vocab_unk_mode_keeps_real_ids_and_maps_unknowns():
-    plain, with_unk = CharVocab.from_text("cab"), CharVocab.from_text("cab", unk="\ufffd")
-    assert with_unk.size == plain.size + 1
-    assert with_unk.encode("abc").tolist() == plain.encode("abc").tolist()
-    assert with_unk.encode("aZb").tolist() == [0, 3, 1]
-    assert with_unk.decode(with_unk.encode("aZb")) == "a\ufffdb"
-
-
 def test_char_vocab_json_round_trip():
-    vocab = CharVocab.from_text('a"b\n\\é', unk="?")
+    vocab = CharVocab.from_text('a"b\n\\é')
     text = vocab.to_json()
     back = CharVocab.from_json(text)
-    assert back == vocab and back.unk == "?"
+    assert back == vocab and back.chars == tuple(sorted('a"b\n\\é'))
     assert CharVocab.from_json(json.loads(text)) == vocab
     with pytest.raises(ValueError, match="kind='char'"):
         CharVocab.from_json(WordVocab(["x"]).to_json())

@@ -9,7 +9,7 @@ import pytest
 from experiments.sentiment.configs import tiny as sentiment_tiny
 from experiments.sentiment.model import SentimentModel
 from experiments.seq2seq.configs import tiny as seq2seq_tiny
-from experiments.seq2seq.model import make_model
+from experiments.seq2seq.model import Seq2SeqModel
 from experiments.timeseries.configs import tiny as timeseries_tiny
 from experiments.timeseries.model import from_config
 
@@ -24,8 +24,8 @@ def test_bfloat16_reaches_every_experiments_cells():
     assert from_config(timeseries_tiny.get_config().model, horizon=1, num_features=1).stack.cell.matmul_dtype is None
     cfg = seq2seq_tiny.get_config().model
     cfg.matmul_dtype = "bfloat16"
-    model = make_model(cfg)
-    assert model.encoder.cell.matmul_dtype == model.decoder.cell.matmul_dtype == "bfloat16"
+    core = Seq2SeqModel.from_config(cfg, src_vocab=11, tgt_vocab=38).core
+    assert core.encoder.cell.matmul_dtype == core.decoder.cell.matmul_dtype == "bfloat16"
 
 
 @pytest.mark.parametrize("experiment", ["sentiment", "timeseries", "seq2seq"])

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from experiments.sentiment import predict
+from experiments.sentiment import data as data_lib
 from experiments.sentiment.__main__ import run
 from experiments.sentiment.configs import tiny
 from experiments.sentiment.data import MARKERS, generate_marker_reviews
 from experiments.sentiment.model import SentimentModel
-from experiments.sentiment.task import make_task
+from experiments.sentiment.task import SentimentTask
 from seqjax.data.text import PAD_ID
-from seqjax.train import make_optimizer, make_train_step
+from seqjax.train import load_from_workdir, make_optimizer, make_train_step
 from seqjax.train.state import init_state
 
 
@@ -31,14 +31,17 @@ def _leaves(tree):
 def test_one_training_step_on_mock_imdb_changes_every_parameter():
     config = tiny.get_config()
     config.train.batch_size = 8
-    config.data.update(source="imdb_reviews", vocab_size=64, max_len=6, val_fraction=0.25)
+    config.data.update(source="imdb_reviews", vocab_size=64, max_len=6, val_fraction=0.25,
+                       **{k: v for k, v in data_lib.default.get_config().data.items() if k.startswith("gen_")})
     config.model.update(dropout=0.1)  # exercises the dropout rng path too
     with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
-        task = make_task(config)
-    assert (len(task.data.train), len(task.data.val), len(task.data.test)) == (12, 4, 16)
+        data = data_lib.load(config)
+    task = SentimentTask(config, data.metadata)
+    splits = data.splits
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 4, 16)
     optimizer = make_optimizer(config.train)
     state = jax.jit(lambda k: init_state(task, optimizer, k, 8))(jax.random.PRNGKey(0))
-    batch = task.train_batch(0)
+    batch = data.train[0]
     new, metrics = jax.jit(make_train_step(task, optimizer))(state, batch, jax.random.PRNGKey(1))
 
     embed_before, embed_after = np.asarray(state.params["embed"]), np.asarray(new.params["embed"])
@@ -86,12 +89,10 @@ def test_a_review_gives_the_same_logit_alone_and_in_a_padded_batch(cell, bidirec
 
 
 def test_model_config_errors_name_the_field():
-    with pytest.raises(ValueError, match=r"model\.pooling='median': expected one of last, mean, max"):
+    with pytest.raises(ValueError, match=r"config\.model\.pooling='median': expected one of last, mean, max"):
         SentimentModel(vocab_size=10, pooling="median")
-    with pytest.raises(ValueError, match=r"model\.forget_bias=1\.0: applies to an LSTM only"):
-        SentimentModel(vocab_size=10, cell="gru", forget_bias=1.0)
-    with pytest.raises(ValueError, match=r"unknown model key\(s\) \['hiden'\]"):
-        SentimentModel.from_config({"hiden": 3}, vocab_size=10)
+    with pytest.raises(ValueError, match=r"config\.model\.init='glorot': expected one of"):
+        SentimentModel(vocab_size=10, init_scheme="glorot")
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -123,9 +124,13 @@ def test_tiny_bilstm_learns_the_marker_task_through_the_cli(trained):
     assert f"| {final['test_accuracy']:.4f} |" in results and f"| **positive** | {fn} | {tp} |" in results
 
 
+def predict(argv):
+    return run(["predict", *argv])
+
+
 def test_predict_rebuilds_the_model_from_the_workdir(trained, tmp_path, capsys):
     workdir, final = trained
-    probs = predict.main(["--workdir", str(workdir), "w1 w2 w3 great w4 w5", "w1 w2 awful w3 w4 w5"])
+    probs = predict(["--workdir", str(workdir), "w1 w2 w3 great w4 w5", "w1 w2 awful w3 w4 w5"])
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("\tw1 w2 w3 great w4 w5")
     assert float(out[0].split("\t")[0]) == pytest.approx(probs[0], abs=1e-4)
@@ -135,12 +140,13 @@ def test_predict_rebuilds_the_model_from_the_workdir(trained, tmp_path, capsys):
     cfg = tiny.get_config().data
     texts, labels = generate_marker_reviews(cfg.gen_test_size, cfg.gen_min_len, cfg.gen_max_len,
                                             cfg.gen_num_fillers, seed=[cfg.gen_seed, 1])
-    predictor = predict.Predictor(str(workdir), which="latest")
-    assert np.mean((predictor(texts) > 0.5) == labels) == pytest.approx(final["test_accuracy"])
+    restored = load_from_workdir(str(workdir), SentimentTask, which="best")
+    probs = restored.task.probabilities(restored.params, texts)
+    assert np.mean((probs > 0.5) == labels) == pytest.approx(final["test_accuracy"])
 
     reviews = tmp_path / "reviews.txt"
     reviews.write_text(f"w3 {MARKERS[1]}\n\n{MARKERS[0]} w9 w9\n", encoding="utf-8")
-    from_file = predict.main(["--workdir", str(workdir), "--file", str(reviews)])
+    from_file = predict(["--workdir", str(workdir), "--file", str(reviews)])
     assert from_file.shape == (2,) and from_file[0] > 0.5 > from_file[1]
 
 
@@ -155,22 +161,22 @@ def test_predict_rebuilds_the_model_from_the_workdir(trained, tmp_path, capsys):
 def test_predict_rejects_empty_reviews(trained, capsys, args, message):
     workdir, _ = trained
     with pytest.raises(SystemExit) as info:
-        predict.main(["--workdir", str(workdir), *args])
+        predict(["--workdir", str(workdir), *args])
     assert info.value.code == 2
     assert re.search(message, capsys.readouterr().err)
 
 
 def test_predict_errors_for_a_workdir_without_checkpoint_and_a_blank_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
-        predict.main(["--workdir", str(tmp_path), "a fine film"])
+        predict(["--workdir", str(tmp_path), "a fine film"])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert f"no checkpoints in {tmp_path}" in err and "python -m experiments.sentiment --workdir" in err
+    assert f"no checkpoints in {tmp_path}" in err and "./launch.sh sentiment --workdir" in err
     assert os.listdir(tmp_path) == []  # nothing created
     blank = tmp_path / "blank.txt"
     blank.write_text("\n  \n", encoding="utf-8")
     with pytest.raises(SystemExit) as info:
-        predict.main(["--workdir", str(tmp_path), "--file", str(blank)])
+        predict(["--workdir", str(tmp_path), "--file", str(blank)])
     assert info.value.code == 2 and "holds no reviews" in capsys.readouterr().err
 
 
@@ -180,19 +186,21 @@ def test_predict_errors_for_a_workdir_without_checkpoint_and_a_blank_file(tmp_pa
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("--config.data.max_len=0", "data.max_len must be a positive integer, got 0"),
-        ("--config.data.source=imdb", "data.source must be one of"),
-        ("--config.model.pooling=median", "model.pooling='median': expected one of last, mean, max"),
+        ("--config.data.max_len=0", "config.data.max_len=0: expected an integer >= 1"),
+        ("--config.data.source=imdb", "config.data.source='imdb': expected one of"),
+        ("--config.model.pooling=median", "config.model.pooling='median': expected one of last, mean, max"),
+        ("--config.model.cell=gru --config.model.forget_bias=0.5", "config.model.forget_bias=0.5 only takes effect"
+                                                                  " with model.cell='lstm'"),
     ],
 )
 def test_bad_input_exits_2_without_a_workdir(tmp_path, capsys, monkeypatch, override, message):
     monkeypatch.chdir(tmp_path)
     workdir = tmp_path / "run"
     with pytest.raises(SystemExit) as info:
-        run(["--workdir", str(workdir), "--config", "tiny", override])
+        run(["--workdir", str(workdir), "--config", "tiny", *override.split()])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
     assert not workdir.exists()
     with pytest.raises(SystemExit) as info:  # the default workdir (runs/sentiment/<time>) neither
-        run(["--config", "tiny", override])
+        run(["--config", "tiny", *override.split()])
     assert info.value.code == 2 and os.listdir(tmp_path) == []

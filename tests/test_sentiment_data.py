@@ -3,14 +3,27 @@
 import json
 import os
 
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from experiments.sentiment.data import MARKERS, generate_marker_reviews, load_sentiment
+from experiments.sentiment.configs import default
+from experiments.sentiment.data import MARKERS, generate_marker_reviews, load, read_splits
 from seqjax.data import tfds_source
 from seqjax.data.text import OOV_ID, PAD_ID
+from seqjax.train import ConfigError
+
+
+def _config(seed=0, **data):
+    config = default.get_config()
+    config.seed = seed
+    config.data.update(data)
+    return config
+
+
+def load_sentiment(data: dict, seed: int = 0):
+    """The splits of the default config with ``data`` overriding its data section."""
+    return read_splits(_config(seed, **data))
 
 
 def _gen_cfg(**kw):
@@ -62,11 +75,11 @@ def test_generated_marker_anywhere_and_lengths_vary():
 
 
 def test_load_generated_shapes_and_labels_follow_marker():
-    data = load_sentiment(ml_collections.ConfigDict(_gen_cfg()), seed=0)  # as the experiment passes it
+    data = load_sentiment(_gen_cfg(), seed=0)
     assert data.vocab == load_sentiment(_gen_cfg(), seed=0).vocab
     assert (len(data.train), len(data.val), len(data.test)) == (45, 15, 20)
     for split in ("train", "val", "test"):
-        s = data.split(split)
+        s = getattr(data, split)
         assert s.tokens.shape == (len(s), 40) and s.tokens.dtype == np.int32
         assert s.lengths.dtype == np.int32 and s.labels.dtype == np.int32
         assert s.lengths.min() >= 1
@@ -146,7 +159,8 @@ def test_csv_and_jsonl_with_custom_columns(tmp_path):
         ("text,label\nfine,1\nok,2\n", r"row 2 .*label must be 0 or 1, got '2'"),
         ("text,label\nfine,1\nok,-1\n", r"row 2 .*label must be 0 or 1, got '-1'"),
         ("text,label\nfine,1\nshort\n", r"row 2 .*label must be 0 or 1, got None"),
-        ("review,y\nfine,1\n", r"has no column\(s\) \['text', 'label'\]; its columns are \['review', 'y'\]"),
+        ("review,y\nfine,1\n", r"no column 'text', 'label'; its columns are \['review', 'y'\]"),
+        ("text,label\n", r"the file has a header but no data rows"),
     ],
 )
 def test_bad_csv(tmp_path, content, pattern):
@@ -161,10 +175,10 @@ def test_bad_csv(tmp_path, content, pattern):
 @pytest.mark.parametrize(
     "line, pattern",
     [
-        ('{"text": 5, "label": 1}', r"line 2 of .*: review text must be a string, got int 5"),
-        ('{"text": null, "label": 1}', r"line 2 .*must be a string, got NoneType"),
-        ('{"text": "ok", "label": 1.5}', r"line 2 .*label must be 0 or 1, got 1\.5"),
-        ('{"text": "ok", "label": true}', r"line 2 .*label must be 0 or 1, got True"),
+        ('{"text": 5, "label": 1}', r"\(line 2\) of .*: review text must be a string, got int 5"),
+        ('{"text": null, "label": 1}', r"\(line 2\) .*must be a string, got NoneType"),
+        ('{"text": "ok", "label": 1.5}', r"\(line 2\) .*label must be 0 or 1, got 1\.5"),
+        ('{"text": "ok", "label": true}', r"\(line 2\) .*label must be 0 or 1, got True"),
         (
             '{"body": "ok", "label": 1}',
             r"line 2 .*has no field\(s\) \['text'\]; its fields are \['body', 'label'\]",
@@ -195,55 +209,81 @@ def test_bad_imdb_dir(tmp_path):
 @pytest.mark.parametrize(
     "override, pattern",
     [
-        (dict(max_len=0), r"max_len must be a positive integer, got 0"),
-        (dict(max_len=-5), r"max_len must be a positive integer, got -5"),
-        (dict(vocab_size=1), r"vocab_size must be at least 2 \(the reserved PAD=0 and OOV=1 ids\), got 1"),
-        (dict(vocab_size=13), r"vocab_size must be >= 14 for generated data"),
-        (dict(gen_max_len=50), r"gen_max_len \(50\) must be <= data\.max_len \(40\)"),
-        (dict(val_fraction=1.0), r"val_fraction must be in \[0, 1\), got 1\.0"),
-        (dict(source="imdb"), r"data\.source must be one of .*got 'imdb'"),
+        (dict(max_len=0), r"config\.data\.max_len=0: expected an integer >= 1"),
+        (dict(max_len=-5), r"config\.data\.max_len=-5: expected an integer >= 1"),
+        (dict(vocab_size=1), r"config\.data\.vocab_size=1: expected an integer >= 2 \(the reserved PAD=0 and OOV=1"),
+        (dict(vocab_size=13), r"config\.data\.vocab_size=13: must be >= 14 for generated data"),
+        (dict(gen_max_len=50), r"config\.data\.gen_max_len=50: must be <= data\.max_len \(40\)"),
+        (dict(val_fraction=1.0), r"config\.data\.val_fraction=1\.0: expected a number in \[0, 1\)"),
+        (dict(source="imdb"), r"config\.data\.source='imdb': expected one of"),
     ],
 )
 def test_bad_config(override, pattern):
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(ConfigError, match=pattern):
         load_sentiment(_gen_cfg(**override), seed=0)
+
+
+@pytest.mark.parametrize(
+    "override, pattern",
+    [
+        (dict(source="csv", path="r.csv", gen_seed=3),
+         r"config\.data\.gen_seed=3 only takes effect with data\.source='generated' \(this config has "
+         r"data\.source='csv'\)"),
+        (dict(path="r.csv"), r"config\.data\.path='r\.csv' only takes effect with data\.source='imdb_dir', 'csv'"),
+        (dict(text_column="body"), r"data\.text_column='body' only takes effect with data\.source='csv' or 'jsonl'"),
+        (dict(source="csv", path="r.csv", test_path="t.csv", test_fraction=0.3),
+         r"config\.data\.test_fraction=0\.3 only takes effect with no data\.test_path"),
+        (dict(tfds_download=False), r"config\.data\.tfds_download=False only takes effect with a TFDS data\.source"),
+        (dict(source="csv"), r"data\.source='csv' needs --config\.data\.path=PATH"),
+    ],
+)
+def test_keys_the_source_would_ignore_fail(override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        read_splits(_config(**override))
 
 
 # ---------------------------------------------------------------- batching
 
 
+def _train_batches(seed, **data):
+    config = _config(seed, **_gen_cfg(**data))
+    config.train.batch_size = 8
+    loaded = load(config)
+    return loaded.splits, loaded.train
+
+
 def test_train_batches_are_deterministic_and_cover_each_epoch():
-    data = load_sentiment(_gen_cfg(val_fraction=0.0, gen_train_size=50), seed=0)
-    n, b = len(data.train), 8
-    first = data.train_batch(3, b, seed=7)
-    assert set(first) == {"tokens", "lengths", "labels"} and first["tokens"].shape == (b, 40)
-    again = data.train_batch(3, b, seed=7)
+    splits, train = _train_batches(7, val_fraction=0.0, gen_train_size=50)
+    n, b = len(splits.train), 8
+    first = train[3]
+    assert set(first) == {"tokens", "lengths", "labels", "weight"} and first["tokens"].shape == (b, 40)
+    again = _train_batches(7, val_fraction=0.0, gen_train_size=50)[1][3]
     assert all((first[k] == again[k]).all() for k in first)
-    assert not (data.train_batch(4, b, seed=7)["tokens"] == first["tokens"]).all()
-    assert not (data.train_batch(3, b, seed=8)["tokens"] == first["tokens"]).all()
+    assert not (train[4]["tokens"] == first["tokens"]).all()
+    assert not (_train_batches(8, val_fraction=0.0, gen_train_size=50)[1][3]["tokens"] == first["tokens"]).all()
 
     # Rows are identified by their token row; generated rows are distinct (random fillers).
-    row_id = {r.tobytes(): i for i, r in enumerate(data.train.tokens)}
+    row_id = {r.tobytes(): i for i, r in enumerate(splits.train.tokens)}
     assert len(row_id) == n
-    seen = [
-        row_id[r.tobytes()] for step in range(-(-2 * n // b)) for r in data.train_batch(step, b, 7)["tokens"]
-    ]
+    seen = [row_id[r.tobytes()] for step in range(-(-2 * n // b)) for r in train[step]["tokens"]]
     assert sorted(seen[:n]) == list(range(n))  # epoch 0 spans batches, across a boundary
     assert sorted(seen[n : 2 * n]) == list(range(n))
     assert seen[:n] != seen[n : 2 * n]  # a fresh order each epoch
 
 
 def test_eval_batches_cover_split_with_weights():
-    data = load_sentiment(_gen_cfg(), seed=0)
-    batches = list(data.eval_batches("test", 8))
+    config = _config(**_gen_cfg())
+    config.eval.batch_size = 8
+    data = load(config)
+    batches = [data.test[i] for i in range(len(data.test))]
     assert [b["tokens"].shape for b in batches] == [(8, 40)] * 3
-    weights = np.concatenate([b["weights"] for b in batches])
+    weights = np.concatenate([b["weight"] for b in batches])
     assert weights.tolist() == [1.0] * 20 + [0.0] * 4
     labels = np.concatenate([b["labels"] for b in batches])[:20]
-    assert (labels == data.test.labels).all()
-    assert (batches[-1]["lengths"][4:] == 1).all() and (batches[-1]["tokens"][4:] == PAD_ID).all()
-    with pytest.raises(ValueError, match="split must be"):
-        next(data.eval_batches("dev", 8))
+    assert (labels == data.splits.test.labels).all()
+    last = data.splits.test.tokens[-1]
+    assert all((row == last).all() for row in batches[-1]["tokens"][4:])  # fillers repeat the last review
+    assert len(data.val) == 2 and data.val[1]["weight"].tolist() == [1.0] * 7 + [0.0]
 
 
 # ---------------------------------------------------------------- TFDS sources

@@ -11,12 +11,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.seq2seq import __main__ as cli
 from experiments.seq2seq import data as data_lib
-from experiments.seq2seq import model as model_lib
 from experiments.seq2seq.configs import tiny
-from experiments.seq2seq.task import EXAMPLES_FILE, Seq2SeqTask, make_task
-from seqjax.train import load_from_workdir, main
+from experiments.seq2seq.task import EXAMPLES_FILE, Seq2SeqTask
+from seqjax.train import load_from_workdir
 from seqjax.train.state import init_state, make_optimizer, make_train_step
+
+
+def _task(config):
+    data = data_lib.load(config)
+    return Seq2SeqTask(config, data.metadata), data
 
 
 @pytest.mark.parametrize("digits,words", [
@@ -30,8 +35,8 @@ def test_spell(digits, words):
 
 
 def test_batches_are_deterministic_and_n_differs_from_m():
-    d = Seq2SeqTask(tiny.get_config()).data
-    a, b, c = d.train_batch(3), d.train_batch(3), d.train_batch(4)
+    d = data_lib.load(tiny.get_config())
+    a, b, c = d.train[3], data_lib.load(tiny.get_config()).train[3], d.train[4]
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     assert not np.array_equal(a["src"], c["src"])
@@ -47,17 +52,18 @@ def test_batches_are_deterministic_and_n_differs_from_m():
     # the validation set is fixed (independent of the training seed) and stratified by length
     reseeded = tiny.get_config()
     reseeded.seed = 99
-    other = Seq2SeqTask(reseeded).data
-    assert other.train_numbers(3) != d.train_numbers(3) and other.val_numbers() == d.val_numbers()
-    assert Counter(len(x) for x in d.val_numbers()) == {1: 40, 2: 40, 3: 40}
+    other = data_lib.load(reseeded)
+    assert not np.array_equal(other.train[3]["src"], a["src"]) and other.val_numbers == d.val_numbers
+    assert Counter(len(x) for x in d.val_numbers) == {1: 40, 2: 40, 3: 40}
+    assert Counter(a["src_lengths"].tolist()).keys() == {1, 2, 3}
 
 
 def test_one_real_step_changes_every_parameter():
     config = tiny.get_config()
-    task = Seq2SeqTask(config)
+    task, data = _task(config)
     opt = make_optimizer(config.train)
     state = init_state(task, opt, jax.random.PRNGKey(0), batch_size=config.train.batch_size)
-    new, metrics = jax.jit(make_train_step(task, opt))(state, task.train_batch(0), jax.random.PRNGKey(1))
+    new, metrics = jax.jit(make_train_step(task, opt))(state, data.train[0], jax.random.PRNGKey(1))
     assert int(new.step) == 1 and float(metrics["loss"][0] / metrics["loss"][1]) > 0
     leaves = jax.tree_util.tree_leaves_with_path(state.params)
     assert any("w_a" in jax.tree_util.keystr(p) for p, _ in leaves)  # attention weights are in the tree
@@ -68,7 +74,7 @@ def test_one_real_step_changes_every_parameter():
 def test_source_padding_does_not_change_the_decoder():
     config = tiny.get_config()
     config.data.max_digits = 6
-    task = Seq2SeqTask(config)
+    task, _ = _task(config)
     params = task.init(jax.random.PRNGKey(0))
     batch = data_lib.encode(["905412", "38", "70001"], 6, data_lib.max_target_len(6))
     logits_fn = jax.jit(task.logits)
@@ -85,16 +91,15 @@ def test_source_padding_does_not_change_the_decoder():
 def test_greedy_decode_equals_stepwise_argmax():
     config = tiny.get_config()
     config.data.max_digits = 4
-    task = Seq2SeqTask(config)
+    task, _ = _task(config)
     params = task.init(jax.random.PRNGKey(3))
-    batch = data_lib.encode(["5", "4096", "310"], 4, task.data.tgt_len)
+    batch = data_lib.encode(["5", "4096", "310"], 4, task.tgt_len)
     ids = task.decode_ids(params, batch)
-    T = task.data.tgt_len
+    T = task.tgt_len
     assert ids.shape == (3, T) == (3, 10)
     # teacher-force the model on its own argmax so far, one step at a time; the decoder is causal, so
     # the logits at step t see only tokens[:, :t+1] and the fixed-width buffer's tail does not matter
-    logits_fn = jax.jit(lambda p, tgt_in: model_lib.apply(task.model, p, batch["src"], batch["src_lengths"],
-                                                          tgt_in))
+    logits_fn = jax.jit(lambda p, tgt_in: task.model(p, batch["src"], batch["src_lengths"], tgt_in))
     tokens = np.zeros((3, T), np.int32)
     tokens[:, 0] = data_lib.BOS_ID
     loop = np.zeros((3, T), np.int32)
@@ -109,16 +114,17 @@ def test_greedy_decode_equals_stepwise_argmax():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     wd = str(tmp_path_factory.mktemp("s2s") / "run")
-    final = main("seq2seq", make_task, ["--config", "tiny", "--workdir", wd, "--config.train.eval_every=0"])
+    final = cli.run(["--config", "tiny", "--workdir", wd, "--config.train.eval_every=0"])
     return wd, final
 
 
-def test_tiny_run_learns(trained):
+def test_tiny_run_learns(trained, capsys):
     wd, final = trained
-    task = Seq2SeqTask(tiny.get_config())
+    data = data_lib.load(tiny.get_config())
     # chance: always predicting the most frequent target token of the validation set
-    counts = Counter(t for b in task.eval_batches()
-                     for row, n in zip(b["tgt_out"], b["tgt_lengths"], strict=True) for t in row[:n].tolist())
+    batches = [data.val[i] for i in range(len(data.val))]
+    counts = Counter(t for b in batches for row, n, w in zip(b["tgt_out"], b["tgt_lengths"], b["weight"], strict=True)
+                     if w for t in row[:n].tolist())
     chance = max(counts.values()) / sum(counts.values())
     assert chance < 0.35
     assert final["val_token_accuracy"] > 0.9 and final["greedy_token_accuracy"] > 0.9
@@ -128,11 +134,22 @@ def test_tiny_run_learns(trained):
     text = open(os.path.join(wd, EXAMPLES_FILE), encoding="utf-8").read()
     assert text.startswith("greedy exact match on 120 validation numbers") and " -> " in text
     # the workdir alone rebuilds the model, which spells numbers it was not shown in this form
-    config, params, meta = load_from_workdir(wd, make_task)
-    assert meta["tgt_tokens"][data_lib.EOS_ID] == data_lib.EOS
+    run = load_from_workdir(wd, Seq2SeqTask)
+    assert run.metadata["tgt_tokens"][data_lib.EOS_ID] == data_lib.EOS
     numbers = ["7", "19", "20", "305", "999", "610", "88", "4"]
-    got = Seq2SeqTask(config).translate(params, numbers)
+    got = run.task.translate(run.params, numbers)
     assert sum(g == " ".join(data_lib.spell(n)) for g, n in zip(got, numbers, strict=True)) >= 6, got
+    capsys.readouterr()
+    assert cli.run(["translate", "--workdir", wd, "--which", "latest", *numbers]) == got
+    assert capsys.readouterr().out.splitlines()[0] == f"7\t{got[0]}"
+
+
+@pytest.mark.parametrize("numbers, message", [(["12a"], "expected a string of decimal digits, got '12a'"),
+                                              (["1234"], "'1234' has 4 digits; this model was trained on at most 3")])
+def test_translate_bad_input(trained, capsys, numbers, message):
+    with pytest.raises(SystemExit) as e:
+        cli.run(["translate", "--workdir", trained[0], *numbers])
+    assert e.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("override,msg", [
@@ -144,7 +161,7 @@ def test_tiny_run_learns(trained):
 def test_bad_config_exits_2_without_a_workdir(tmp_path, capsys, override, msg):
     wd = tmp_path / "run"
     with pytest.raises(SystemExit) as e:
-        main("seq2seq", make_task, ["--config", "tiny", "--workdir", str(wd), override])
+        cli.run(["--config", "tiny", "--workdir", str(wd), override])
     assert e.value.code == 2 and msg in capsys.readouterr().err
     assert not wd.exists()
 

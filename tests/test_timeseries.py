@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
+from experiments.timeseries import __main__ as cli
 from experiments.timeseries import baselines as B
+from experiments.timeseries import data as data_lib
 from experiments.timeseries.configs import tiny
 from experiments.timeseries.model import Forecaster
-from experiments.timeseries.task import ForecastTask, make_task
+from experiments.timeseries.task import ForecastTask
 from seqjax import cells
-from seqjax.train import main, make_optimizer, make_train_step
+from seqjax.train import make_optimizer, make_train_step
 from seqjax.train.state import init_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +39,11 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
+def _task(config):
+    data = data_lib.load(config)
+    return ForecastTask(config, data.metadata), data
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -44,11 +51,11 @@ def _leaves(tree):
                                                      ("direct", "rnn", 1), ("autoregressive", "lstm", 2)])
 def test_one_real_step_changes_every_parameter(structure, cell, layers):
     config = _config(layers, structure=structure, cell=cell)
-    task = ForecastTask(config)
+    task, data = _task(config)
     optimizer = make_optimizer(config.train)
     state = init_state(task, optimizer, jax.random.PRNGKey(0), config.train.batch_size)
     step = jax.jit(make_train_step(task, optimizer))
-    new, metrics = step(state, task.train_batch(0), jax.random.PRNGKey(1))
+    new, metrics = step(state, data.train[0], jax.random.PRNGKey(1))
     before, after = _leaves(state.params), _leaves(new.params)
     assert len(before) == layers * 4 + 2  # (w_ih, w_hh, b_ih, b_hh) per layer, and the head
     for b, a in zip(before, after, strict=True):
@@ -59,17 +66,51 @@ def test_one_real_step_changes_every_parameter(structure, cell, layers):
     assert count == config.train.batch_size * per_window and np.isfinite(total)
 
 
-def test_tiny_run_through_the_cli_beats_persistence(tmp_path, capsys):
-    workdir = tmp_path / "run"
-    final = main("timeseries", make_task, ["--config", "tiny", "--workdir", str(workdir)])
-    assert "final: " in capsys.readouterr().out
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("ts") / "run"
+    return workdir, cli.run(["--config", "tiny", "--workdir", str(workdir)])
+
+
+def test_tiny_run_through_the_cli_beats_persistence(trained):
+    workdir, final = trained
     assert final["steps"] == 150
-    assert final["test_rmse_ratio"] < 0.7 and final["test_mae_ratio"] < 0.7  # measured: 0.48, 0.46
+    assert final["test_rmse_ratio"] < 0.7 and final["test_mae_ratio"] < 0.7  # measured: 0.50, 0.49
     assert final["test_rmse"] == pytest.approx(final["test_rmse_ratio"] * final["persistence_rmse"])
     assert json.loads((workdir / "final.json").read_text()) == final
     for name in ("forecast.png", "error_by_horizon_rmse.png", "error_by_horizon_mae.png", "loss.png"):
         assert (workdir / name).read_bytes()[:8] == PNG
     assert "| lstm n_to_1 | 1 |" in (workdir / "results.md").read_text()
+    # the test metrics have their own record; metrics.jsonl holds the trainer's records only
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [50, 100, 150] and all("kind" not in r for r in records)
+    saved = json.loads((workdir / "test_metrics.json").read_text())
+    assert saved["metrics"]["lstm n_to_1"]["rmse_all"] == pytest.approx(final["test_rmse"])
+
+
+def test_forecast_verb_reads_a_csv_and_writes_csv_and_png(trained, tmp_path, capsys):
+    workdir, _ = trained
+    series = data_lib.mackey_glass(200)
+    csv = tmp_path / "recent.csv"
+    csv.write_text("t,mackey_glass\n" + "".join(f"{i},{v}\n" for i, v in enumerate(series)))
+    future = cli.run(["forecast", "--workdir", str(workdir), "--csv", str(csv), "--out", str(tmp_path / "f")])
+    assert future.shape == (1,) and abs(future[0] - data_lib.mackey_glass(201)[-1]) < 0.05
+    lines = (tmp_path / "f.csv").read_text().splitlines()
+    assert lines[0] == "step,mackey_glass" and float(lines[1].split(",")[1]) == pytest.approx(future[0])
+    assert (tmp_path / "f.png").read_bytes()[:8] == PNG
+    # the forecast is the model's own on the last lookback rows
+    from seqjax.train import load_from_workdir
+    run = load_from_workdir(str(workdir), ForecastTask, which="best")
+    np.testing.assert_allclose(run.task.forecast(run.params, series[-16:, None]), future, rtol=1e-6)
+    (tmp_path / "other.csv").write_text("t,y\n" + "".join(f"{i},{v}\n" for i, v in enumerate(series)))
+    with pytest.raises(SystemExit) as info:
+        cli.run(["forecast", "--workdir", str(workdir), "--csv", str(tmp_path / "other.csv")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "trained on the column(s) ['mackey_glass'], but the file has ['t', 'y']" in err
+    (tmp_path / "short.csv").write_text("mackey_glass\n0.5\n0.6\n")
+    with pytest.raises(SystemExit) as info:
+        cli.run(["forecast", "--workdir", str(workdir), "--csv", str(tmp_path / "short.csv")])
+    assert info.value.code == 2 and "the series has 2 rows; the model reads the last 16" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- structures
@@ -87,7 +128,7 @@ def test_autoregressive_rollout_equals_a_step_by_step_loop():
     def one_step(x):
         for i, p in enumerate(layers):
             carry[i], x = cell.step(p["fwd"], carry[i], x)
-        return x @ head["w"] + head["b"]
+        return x @ head["w"] + head["b"][None, :]
 
     for t in range(7):
         pred = one_step(jnp.asarray(xs[:, t]))
@@ -148,9 +189,9 @@ def test_n_to_n_targets_every_step_and_forecasts_from_the_last():
 def test_final_eval_writes_plots_table_and_independent_baselines(tmp_path):
     config = _config(structure="direct", cell="gru")
     config.data.update(source="sine", length=400, lookback=16, horizon=3, period=12)
-    task = ForecastTask(config)
+    task, data = _task(config)
     params = task.init(jax.random.PRNGKey(0))
-    final = task.final_eval(params, str(tmp_path))
+    final = task.final_eval(params, data, str(tmp_path))
 
     for name in ("forecast.png", "error_by_horizon_rmse.png", "error_by_horizon_mae.png"):
         png = (tmp_path / name).read_bytes()
@@ -159,39 +200,37 @@ def test_final_eval_writes_plots_table_and_independent_baselines(tmp_path):
     assert "| RMSE / persistence |" in table and "| seasonal_naive | 3 |" in table
 
     # Baselines from the raw series by hand: origin o, step h -> values[o-1] and values[o+h-1-12].
-    values, o = task.data.values[:, 0], task.data.test.origins
+    values, o = data.values[:, 0], data.windows["test"].origins
     h = np.arange(3)
     truth = values[o[:, None] + h]
     persistence = B.per_horizon_metrics(np.repeat(values[o - 1][:, None], 3, axis=1), truth)
     seasonal = B.per_horizon_metrics(values[o[:, None] + h - 12], truth)
-    forecast = task.model.forecast(params, task.data.test.inputs.astype(np.float32))
-    model = B.per_horizon_metrics(task.data.unscale_targets(forecast), truth)
+    forecast = task.model.forecast(params, data.windows["test"].inputs.astype(np.float32))
+    model = B.per_horizon_metrics(data.unscale_targets(forecast), truth)
     saved = json.loads((tmp_path / "test_metrics.json").read_text())["metrics"]
     for name, want in [("persistence", persistence), ("seasonal_naive", seasonal), ("gru direct", model)]:
         np.testing.assert_allclose(saved[name]["rmse"], want["rmse"], rtol=1e-5)
         np.testing.assert_allclose(saved[name]["mae"], want["mae"], rtol=1e-5)
         assert saved[name]["n"] == len(o)
-    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    jsonl = {r["model"]: r for r in lines if r.get("kind") == "test"}
-    np.testing.assert_allclose(jsonl["persistence"]["rmse"], persistence["rmse"], rtol=1e-5)
-    assert set(jsonl) == {"persistence", "seasonal_naive", "gru direct"}
+    assert not (tmp_path / "metrics.jsonl").exists()  # test metrics stay out of the trainer's records
     assert final["persistence_rmse"] == pytest.approx(persistence["rmse_all"])
     assert final["seasonal_naive_mae"] == pytest.approx(seasonal["mae_all"])
     assert final["test_mae_ratio_h2"] == pytest.approx(model["mae"][1] / persistence["mae"][1], rel=1e-5)
-    json.dumps(task.metadata())  # JSON-able, as the checkpoint needs
+    json.dumps(data.metadata)  # JSON-able, as the checkpoint needs
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "elec_equip.csv").exists(),
                     reason=f"real data absent at {SHARED_DATA} (not part of a fresh checkout)")
 def test_elec_equip_preset_loads_and_its_baselines():
     from experiments.timeseries.configs import elec_equip
+    from experiments.timeseries.task import baselines
 
     config = elec_equip.get_config()
     config.data.csv = str(SHARED_DATA / "elec_equip.csv")
-    task = ForecastTask(config)
-    assert (len(task.data.train), len(task.data.val), len(task.data.test)) == (144, 28, 28)
-    truth = task.data.raw_targets("test")
-    mae = {k: B.per_horizon_metrics(v, truth)["mae_all"] for k, v in task.baselines().items()}
+    data = data_lib.load(config)
+    assert tuple(len(data.windows[s]) for s in ("train", "val", "test")) == (144, 28, 28)
+    truth = data.raw_targets("test")
+    mae = {k: B.per_horizon_metrics(v, truth)["mae_all"] for k, v in baselines(data).items()}
     assert mae["seasonal_naive"] == pytest.approx(2.43756, abs=1e-4)
     assert mae["persistence"] > 3 * mae["seasonal_naive"]
 
@@ -210,22 +249,36 @@ def test_bad_horizon_exits_2_from_the_real_cli_without_a_workdir(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    (["--config.data.column=nope"], "column 'nope' not found; available columns: ['date', 'y', 'x']"),
+    (["--config.data.column=nope"], "no column 'nope'; its columns are ['date', 'y', 'x']"),
     (["--config.data.csv=/no/such.csv"], "config.data.csv='/no/such.csv': no such file"),
     (["--config.data.horizon=3"], "'n_to_1' forecasts one step"),
     (["--config.model.structure=autoregressive", "--config.data.covariates=x"], "univariate"),
     (["--config.model.skip=seasonal"], "needs data.period >= 1"),
     (["--config.model.skip=sesonal"], "config.model.skip='sesonal': expected one of none, last, seasonal"),
+    (["--config.data.source=mackey_glass"], "config.data.csv="),  # the CSV keys would be ignored
+    (["--config.model.cell=gru", "--config.model.forget_bias=2.0"],
+     "config.model.forget_bias=2.0 only takes effect with model.cell='lstm'"),
+    (["--config.model.dropout=0.1"], "config.model.dropout=0.1 only takes effect with model.num_layers > 1"),
+    (["--config.data.date_column=when"], "no date_column 'when'"),
 ])
 def test_bad_config_or_data_exits_2_without_a_workdir(tmp_path, capsys, override, message):
     csv = tmp_path / "s.csv"
     csv.write_text("date,y,x\n" + "".join(f"2000-01-{1 + i % 28:02d},{np.sin(i)},{i}\n" for i in range(200)))
     workdir = tmp_path / "w"
-    argv = ["--config", "tiny", "--workdir", str(workdir), "--config.data.source=csv",
+    argv = ["--config", "tiny", "--workdir", str(workdir), "--config.data.source=csv", "--config.data.length=2000",
             f"--config.data.csv={csv}", "--config.data.column=y", *override]
     with pytest.raises(SystemExit) as exc:
-        main("timeseries", make_task, argv)
+        cli.run(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert message in err and err.startswith("experiments.timeseries: error: ")
+    assert message in err and err.startswith("experiments.timeseries: error: ") and len(err.splitlines()) == 1, err
     assert not workdir.exists()
+
+
+def test_csv_given_without_its_source_fails_naming_the_conflict(tmp_path, capsys):
+    workdir = tmp_path / "w"
+    with pytest.raises(SystemExit) as exc:
+        cli.run(["--workdir", str(workdir), "--config.data.csv=my.csv", "--config.data.column=y"])
+    assert exc.value.code == 2 and not workdir.exists()
+    assert ("config.data.csv='my.csv' only takes effect with data.source='csv' (this config has "
+            "data.source='mackey_glass')") in capsys.readouterr().err

@@ -1,18 +1,40 @@
-"""Tests for experiments/timeseries: CSV loading, prepare/batches, baselines, plots."""
+"""Tests for experiments/timeseries: CSV loading, splits and batches, baselines, plots."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from experiments.timeseries import baselines as B
-from experiments.timeseries.data import load_csv, load_series, prepare
+from experiments.timeseries.configs import default
+from experiments.timeseries.data import load, read_csv_series, read_series
+from experiments.timeseries.task import baselines
 from seqjax.data.series import Scaler
+from seqjax.train import ConfigError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-ELEC = SHARED / "elec_equip.csv"
+ELEC = SHARED_DATA / "elec_equip.csv"
 ELEC_COL = "STS.M.I7.W.TOVT.NS0016.4.000"
+
+
+def _config(seed=0, batch_size=32, **data):
+    config = default.get_config()
+    config.seed = seed
+    config.train.batch_size = batch_size
+    config.data.update(data)
+    return config
+
+
+def load_csv(path, column, date_column="", covariates=(), fill_nan="error"):
+    return read_csv_series(path, column, date_column, covariates, fill_nan)
+
+
+def load_series(data: dict):
+    return read_series(_config(**data).data)
+
+
+def prepare(data: dict, lookback, horizon, seed=0, batch_size=5):
+    return load(_config(seed, batch_size, lookback=lookback, horizon=horizon, **data))
 
 
 def _write(tmp_path, text, name="s.csv"):
@@ -57,18 +79,25 @@ def test_csv_unparseable_dates_kept_as_strings(tmp_path):
 
 def test_csv_dates_must_increase(tmp_path):
     path = _write(tmp_path, "d,y\n2001-01-01,1\n2001-03-01,2\n2001-02-01,3\n")
-    with pytest.raises(ValueError, match=r"not strictly increasing at data row 3"):
+    with pytest.raises(ValueError, match=r"not strictly increasing at row 3 \(line 4\)"):
         load_csv(path, "y", date_column="d")
 
 
 def test_csv_missing_column_lists_available(tmp_path):
     path = _write(tmp_path, "date,y,temp\n2000-01-01,1,2\n")
-    with pytest.raises(ValueError, match=r"'volume' not found; available columns: \['date', 'y', 'temp'\]"):
+    with pytest.raises(ValueError, match=r"no column 'volume'; its columns are \['date', 'y', 'temp'\]"):
         load_csv(path, "volume")
-    with pytest.raises(ValueError, match=r"covariate column 'rain' not found.*available"):
+    with pytest.raises(ValueError, match=r"no covariate column 'rain'; its columns are"):
         load_csv(path, "y", covariates=("rain",))
-    with pytest.raises(ValueError, match=r"date_column 'day' not found"):
+    with pytest.raises(ValueError, match=r"no date_column 'day'"):
         load_csv(path, "y", date_column="day")
+
+
+def test_csv_empty_or_header_only(tmp_path):
+    with pytest.raises(ValueError, match=r"the file is empty \(no header row\)"):
+        load_csv(_write(tmp_path, ""), "y")
+    with pytest.raises(ValueError, match=r"the file has a header but no data rows"):
+        load_csv(_write(tmp_path, "t,y\n\n"), "y")
 
 
 def test_csv_non_numeric_rows_and_strings(tmp_path):
@@ -125,17 +154,17 @@ def test_csv_covariate_nan_reported_with_its_name(tmp_path):
         load_csv(path, "y", covariates=("x",))
 
 
-@pytest.mark.skipif(not ELEC.exists(), reason=f"real data absent at {SHARED} (not part of a fresh checkout)")
+@pytest.mark.skipif(not ELEC.exists(), reason=f"real data absent at {SHARED_DATA} (not part of a fresh checkout)")
 def test_elec_equip_loads_and_seasonal_naive_wins():
     cfg = {"source": "csv", "csv": str(ELEC), "column": ELEC_COL, "date_column": "DATE", "period": 12}
-    values, names, dates = load_series(cfg)
+    values, names, dates = load_series(dict(cfg, period=0))
     assert values.shape == (257, 1) and names == [ELEC_COL]
     assert str(dates[0]) == "1995-01-01" and str(dates[-1]) == "2016-05-01"
     assert values[0, 0] == 66.19
     data = prepare(cfg, lookback=24, horizon=12)
     truth = data.raw_targets("test")
-    m_p = B.per_horizon_metrics(B.persistence(data.history("test", 1)[:, -1], 12), truth)
-    m_s = B.per_horizon_metrics(B.seasonal_naive(data.history("test", 12), 12, 12), truth)
+    m_p = B.per_horizon_metrics(baselines(data)["persistence"], truth)
+    m_s = B.per_horizon_metrics(baselines(data)["seasonal_naive"], truth)
     # A strongly seasonal monthly series: one season back beats the last value.
     assert m_s["rmse_all"] < 0.5 * m_p["rmse_all"]
 
@@ -149,15 +178,16 @@ def _cfg(path, **kw):
 
 def test_prepare_splits_scales_on_train_only(tmp_path):
     data = prepare(_cfg(_ramp_csv(tmp_path)), lookback=4, horizon=3, seed=0)
+    train, val = data.windows["train"], data.windows["val"]
     assert (data.split.train, data.split.val, data.split.test) == (range(0, 24), range(24, 32), range(32, 40))
     assert data.scaler.mean.tolist() == [11.5]
     np.testing.assert_allclose(data.scaler.std, [np.arange(24).std()])
     # Windows are scaled; unscaling recovers the ramp indices exactly where they belong.
-    assert data.train.inputs.shape == (18, 4, 1) and data.train.targets.shape == (18, 3, 1)
-    raw_in = data.scaler.inverse_transform(data.train.inputs)
+    assert train.inputs.shape == (18, 4, 1) and train.targets.shape == (18, 3, 1)
+    raw_in = data.scaler.inverse_transform(train.inputs)
     np.testing.assert_allclose(raw_in[0, :, 0], [0, 1, 2, 3])
-    assert data.train.origins.tolist() == list(range(4, 22))
-    np.testing.assert_allclose(data.unscale_targets(data.val.targets[..., 0]), data.raw_targets("val"))
+    assert train.origins.tolist() == list(range(4, 22))
+    np.testing.assert_allclose(data.unscale_targets(val.targets[..., 0]), data.raw_targets("val"))
     assert data.raw_targets("val").tolist() == [
         [24, 25, 26],
         [25, 26, 27],
@@ -167,10 +197,9 @@ def test_prepare_splits_scales_on_train_only(tmp_path):
         [29, 30, 31],
     ]
     assert data.raw_targets("test").min() == 32 and data.raw_targets("test").max() == 39
-    assert data.test_raw[:, 0].tolist() == list(range(32, 40))
-    assert np.all(data.unscale_targets(data.train.targets[..., 0]) < 24)
-    # Saving the scaler beside a checkpoint: JSON round trip.
-    assert Scaler.from_json(data.scaler.to_json()).mean.tolist() == [11.5]
+    assert np.all(data.unscale_targets(train.targets[..., 0]) < 24)
+    # The scaler is saved beside a checkpoint, in the metadata.
+    assert Scaler.from_dict(data.metadata["scaler"]).mean.tolist() == [11.5]
 
 
 def test_changing_a_test_value_leaves_scaler_and_train_alone(tmp_path):
@@ -178,16 +207,18 @@ def test_changing_a_test_value_leaves_scaler_and_train_alone(tmp_path):
     b = prepare(_cfg(_ramp_csv(tmp_path, change=(35, 1e5))), 4, 3)
     assert a.scaler.mean.tolist() == b.scaler.mean.tolist()
     assert a.scaler.std.tolist() == b.scaler.std.tolist()
-    np.testing.assert_array_equal(a.train.inputs, b.train.inputs)
-    np.testing.assert_array_equal(a.train.targets, b.train.targets)
-    np.testing.assert_array_equal(a.val.targets, b.val.targets)
-    assert not np.array_equal(a.test.targets, b.test.targets)
+    wa, wb = a.windows, b.windows
+    np.testing.assert_array_equal(wa["train"].inputs, wb["train"].inputs)
+    np.testing.assert_array_equal(wa["train"].targets, wb["train"].targets)
+    np.testing.assert_array_equal(wa["val"].targets, wb["val"].targets)
+    assert not np.array_equal(wa["test"].targets, wb["test"].targets)
 
 
 def test_prepare_with_covariates(tmp_path):
     data = prepare(_cfg(_ramp_csv(tmp_path), covariates=("temp",)), 4, 3)
-    assert data.train.inputs.shape == (18, 4, 2) and data.train.targets.shape == (18, 3, 1)
-    first = data.scaler.inverse_transform(data.train.inputs)[0]
+    train = data.windows["train"]
+    assert train.inputs.shape == (18, 4, 2) and train.targets.shape == (18, 3, 1)
+    first = data.scaler.inverse_transform(train.inputs)[0]
     np.testing.assert_allclose(first[:, 1], [0.5, 10.5, 20.5, 30.5])
     assert data.scaler.mean.shape == (2,)
 
@@ -196,68 +227,77 @@ def test_prepare_too_short_or_bad_sizes(tmp_path):
     path = _ramp_csv(tmp_path, n=30)
     with pytest.raises(ValueError, match=r"length 30 but must have length >= \d+"):
         prepare(_cfg(path), lookback=20, horizon=6)
-    with pytest.raises(ValueError, match="horizon"):
+    with pytest.raises(ConfigError, match=r"config\.data\.horizon=0: expected an integer >= 1"):
         prepare(_cfg(path), lookback=4, horizon=0)
-    with pytest.raises(ValueError, match="lookback"):
+    with pytest.raises(ConfigError, match=r"config\.data\.lookback=0"):
         prepare(_cfg(path), lookback=0, horizon=2)
 
 
 def test_generators_through_prepare():
     mg = prepare({"source": "mackey_glass", "length": 600}, lookback=20, horizon=5)
-    assert mg.names == ["mackey_glass"] and mg.values.shape == (600, 1) and mg.period is None
-    sine = prepare({"source": "sine", "length": 300, "sine_periods": (12,), "sine_noise": 0.0}, 24, 12)
+    assert mg.names == ["mackey_glass"] and mg.values.shape == (600, 1) and mg.period == 0
+    sine = prepare({"source": "sine", "length": 300, "sine_periods": (12.0,), "sine_noise": 0.0}, 24, 12)
     assert sine.period == 12
     # Noise-free single sine: the seasonal-naive forecast is exact, persistence is not.
     truth = sine.raw_targets("test")
-    m_s = B.per_horizon_metrics(B.seasonal_naive(sine.history("test", 12), 12, sine.period), truth)
-    m_p = B.per_horizon_metrics(B.persistence(sine.history("test", 1)[:, -1], 12), truth)
+    m_s = B.per_horizon_metrics(baselines(sine)["seasonal_naive"], truth)
+    m_p = B.per_horizon_metrics(baselines(sine)["persistence"], truth)
     assert m_s["rmse_all"] < 1e-9 and m_p["rmse_all"] > 0.3
-    with pytest.raises(ValueError, match="unknown source"):
-        load_series({"source": "parquet"})
+    with pytest.raises(ConfigError, match=r"config\.data\.source='parquet': expected one of"):
+        load(_config(source="parquet"))
+
+
+@pytest.mark.parametrize("data, message", [
+    (dict(csv="my.csv"), "config.data.csv='my.csv' only takes effect with data.source='csv' "
+                         "(this config has data.source='mackey_glass')"),
+    (dict(column="y"), "config.data.column='y' only takes effect with data.source='csv'"),
+    (dict(source="csv", csv="x.csv", column="y", length=500), "config.data.length=500 only takes effect with a "
+                                                               "generated data.source"),
+    (dict(source="sine", mg_tau=30.0), "config.data.mg_tau=30.0 only takes effect with data.source='mackey_glass'"),
+    (dict(sine_noise=0.0), "config.data.sine_noise=0.0 only takes effect with data.source='sine'"),
+    (dict(source="csv"), "data.source='csv' needs the path"),
+    (dict(source="csv", csv="x.csv"), "data.source='csv' needs the target column"),
+    (dict(fill_nan="zero"), "config.data.fill_nan='zero': expected one of error, ffill, interpolate"),
+])
+def test_keys_the_source_would_ignore_fail(data, message):
+    with pytest.raises(ConfigError) as info:
+        load(_config(**data))
+    assert message in str(info.value)
 
 
 def test_train_batches_deterministic(tmp_path):
     cfg = _cfg(_ramp_csv(tmp_path, n=60))
     data = prepare(cfg, 4, 2, seed=3)
-    n = len(data.train)
-    bs = 5
-    spe = data.steps_per_epoch(bs)
-    assert spe == n // bs
-    b = data.train_batch(7, bs)
-    assert b["inputs"].shape == (5, 4, 1) and b["inputs"].dtype == np.float32
+    n, bs = len(data.windows["train"]), 5
+    b = data.train[7]
+    assert b["inputs"].shape == (5, 4, 1) and b["inputs"].dtype == np.float32 and b["weight"].tolist() == [1] * 5
     # Pure function of (seed, step): same answer from a fresh object and in any call order.
     again = prepare(cfg, 4, 2, seed=3)
-    for step in (7, 0, 7, 2 * spe + 1):
-        x, y = data.train_batch(step, bs), again.train_batch(step, bs)
-        np.testing.assert_array_equal(x["inputs"], y["inputs"])
-        np.testing.assert_array_equal(x["targets"], y["targets"])
-    assert not np.array_equal(data.train_batch(0, bs)["inputs"], data.train_batch(1, bs)["inputs"])
-    assert not np.array_equal(data.train_batch(0, bs, seed=4)["inputs"], data.train_batch(0, bs)["inputs"])
-    # One epoch visits distinct windows (each at most once); epochs are reshuffled.
-    first_vals = lambda steps: [v for s in steps for v in data.train_batch(s, bs)["inputs"][:, 0, 0].tolist()]
-    epoch0 = first_vals(range(spe))
-    assert len(set(epoch0)) == spe * bs
-    assert epoch0 != first_vals(range(spe, 2 * spe))
-    with pytest.raises(ValueError):
-        data.train_batch(0, n + 1)
+    for step in (7, 0, 7, 20):
+        np.testing.assert_array_equal(data.train[step]["inputs"], again.train[step]["inputs"])
+        np.testing.assert_array_equal(data.train[step]["targets"], again.train[step]["targets"])
+    assert not np.array_equal(data.train[0]["inputs"], data.train[1]["inputs"])
+    assert not np.array_equal(prepare(cfg, 4, 2, seed=4).train[0]["inputs"], data.train[0]["inputs"])
+    # Every window once an epoch, in a fresh order each epoch (an epoch may end inside a batch).
+    firsts = [v for s in range(-(-2 * n // bs)) for v in data.train[s]["inputs"][:, 0, 0].tolist()]
+    epoch0, epoch1 = firsts[:n], firsts[n:2 * n]
+    assert len(set(epoch0)) == n and sorted(epoch0) == sorted(epoch1) and epoch0 != epoch1
+    with pytest.raises(ConfigError, match=r"train\.batch_size=200: larger than the \d+ training windows"):
+        prepare(cfg, 4, 2, batch_size=200)
 
 
 def test_eval_batches_in_order_and_padded(tmp_path):
-    data = prepare(_cfg(_ramp_csv(tmp_path, n=60)), 4, 2)
-    w = data.windows("test")
-    batches = list(data.eval_batches("test", 4))
-    assert [b["inputs"].shape[0] for b in batches] == [4, 4, 3]
-    stacked = np.concatenate([b["targets"] for b in batches])
+    config = _config(batch_size=5, lookback=4, horizon=2, **_cfg(_ramp_csv(tmp_path, n=60)))
+    config.eval.batch_size = 4
+    data = load(config)
+    w = data.windows["test"]
+    batches = [data.test[i] for i in range(len(data.test))]
+    assert [b["inputs"].shape for b in batches] == [(4, 4, 1)] * 3
+    assert np.concatenate([b["weight"] for b in batches]).tolist() == [1.0] * 11 + [0.0]
+    stacked = np.concatenate([b["targets"] for b in batches])[:11]
     np.testing.assert_array_equal(stacked, w.targets.astype(np.float32))
-    padded = list(data.eval_batches("test", 4, pad=True))
-    assert all(b["inputs"].shape == (4, 4, 1) for b in padded)
-    assert padded[-1]["mask"].tolist() == [True, True, True, False]
-    with pytest.raises(ValueError):
-        next(data.eval_batches("holdout", 4))
     no_val = prepare(_cfg(_ramp_csv(tmp_path, n=60), val_frac=0.0), 4, 2)
-    assert no_val.val is None
-    with pytest.raises(ValueError, match="val"):
-        next(no_val.eval_batches("val", 4))
+    assert len(no_val.windows["val"]) == 0 and len(no_val.val) == 0
 
 
 # --------------------------------------------------------------------------- baselines

@@ -20,8 +20,8 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 TOY_CONFIG = toy_task.__file__
 CLI = (
-    f"import sys; sys.path.insert(0, {TESTS!r}); from toy_task import make_task; "
-    "from seqjax.train import main; main('toy', make_task)"
+    f"import sys; sys.path.insert(0, {TESTS!r}); from toy_task import ToyTask, load; "
+    "from seqjax.train import main; main('toy', ToyTask, load)"
 )
 
 
@@ -69,6 +69,15 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
+def _params(workdir):
+    return load_from_workdir(str(workdir), toy_task.ToyTask).params
+
+
+def _train(config, workdir, **kw):
+    data = toy_task.load(config)
+    return train(config, str(workdir), toy_task.ToyTask(config, data.metadata), data, **kw)
+
+
 def test_killed_run_resumes_to_bitwise_identical_params(tmp_path, env):
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     slow = "--config.data.delay=0.01"  # 10 ms a batch: time to kill it (the data are the same)
@@ -93,9 +102,7 @@ def test_killed_run_resumes_to_bitwise_identical_params(tmp_path, env):
     assert ref.returncode == 0, err
     assert "resumed" not in out.decode()
 
-    _, params, _ = load_from_workdir(str(killed), toy_task.make_task)
-    _, expected, _ = load_from_workdir(str(reference), toy_task.make_task)
-    for a, b in zip(_leaves(params), _leaves(expected), strict=True):
+    for a, b in zip(_leaves(_params(killed)), _leaves(_params(reference)), strict=True):
         np.testing.assert_array_equal(a, b)
     # The records match too, step for step (minus timings): no duplicates from the killed session.
     timing = ("time", "tokens_per_s")
@@ -112,7 +119,7 @@ def trained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("trained") / "run"
     config = toy_task.get_config()
     config.train.log_every = 10
-    train(config, str(workdir), toy_task.make_task)
+    _train(config, workdir)
     assert sorted(os.listdir(workdir / "checkpoints")) == ["20", "40"]
     return workdir
 
@@ -127,7 +134,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(trained, tmp_p
     config = toy_task.get_config()
     config.train.update(log_every=10, steps=60)  # a longer run is an allowed change
     with pytest.warns(RuntimeWarning, match=r"checkpoint step 40 could not be read .* resumed from step 20"):
-        final = train(config, str(workdir), toy_task.make_task, progress_bar=True)
+        final = _train(config, workdir, progress_bar=True)
     assert final["steps"] == 60
     assert (workdir / "corrupt_checkpoints" / "40").is_dir()
     assert sorted(os.listdir(workdir / "checkpoints"), key=int) == ["40", "60"]
@@ -142,7 +149,7 @@ def test_rerunning_a_finished_run_only_reports_it(trained, tmp_path):
     shutil.copytree(trained, workdir)
     config = toy_task.get_config()
     config.train.log_every = 10
-    final = train(config, str(workdir), toy_task.make_task)
+    final = _train(config, workdir)
     before = json.loads((trained / "final.json").read_text())
     assert {k: v for k, v in final.items() if "time" not in k} == {
         k: v for k, v in before.items() if "time" not in k
@@ -159,7 +166,7 @@ def test_resuming_with_another_model_names_the_differing_fields(trained, tmp_pat
     config.model.hidden = 16
     config.model.cell = "gru"
     with pytest.raises(ResumeError) as info:
-        train(config, str(workdir), toy_task.make_task)
+        _train(config, workdir)
     message = str(info.value)
     assert "model.hidden: 8 -> 16" in message and "model.cell: (absent) -> 'gru'" in message
     assert "checkpoints/40" in message
@@ -167,7 +174,8 @@ def test_resuming_with_another_model_names_the_differing_fields(trained, tmp_pat
     with pytest.raises(SystemExit) as exit_info:
         main(
             "toy",
-            toy_task.make_task,
+            toy_task.ToyTask,
+            toy_task.load,
             [
                 "--workdir",
                 str(workdir),
@@ -192,13 +200,15 @@ def test_data_parallel_on_four_simulated_devices(tmp_path, env):
         assert jax.device_count() == 4, jax.devices()
         config = toy_task.get_config()
         config.train.update(steps=4, log_every=2, eval_every=2, checkpoint_every=2)
-        batch = Placement().put_batch(toy_task.make_task(config).train_batch(0))
-        train(config, {str(tmp_path / "four")!r}, toy_task.make_task)
+        data = toy_task.load(config)
+        task = toy_task.ToyTask(config, data.metadata)
+        batch = Placement().put_batch(data.train[0])
+        train(config, {str(tmp_path / "four")!r}, task, data)
         config.train.steps = 6  # resume from the sharded checkpoint
-        four = train(config, {str(tmp_path / "four")!r}, toy_task.make_task)
-        one = train(config, {str(tmp_path / "one")!r}, toy_task.make_task, devices=jax.devices()[:1])
-        p4 = load_from_workdir({str(tmp_path / "four")!r}, toy_task.make_task)[1]
-        p1 = load_from_workdir({str(tmp_path / "one")!r}, toy_task.make_task)[1]
+        four = train(config, {str(tmp_path / "four")!r}, task, data)
+        one = train(config, {str(tmp_path / "one")!r}, task, data, devices=jax.devices()[:1])
+        p4 = load_from_workdir({str(tmp_path / "four")!r}, toy_task.ToyTask).params
+        p1 = load_from_workdir({str(tmp_path / "one")!r}, toy_task.ToyTask).params
         diff = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(p4), jax.tree.leaves(p1)))
         spec = batch["x"].sharding.spec == jax.sharding.PartitionSpec("data")
         print(json.dumps(dict(spec=spec, shards=len(batch["x"].addressable_shards),

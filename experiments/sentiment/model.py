@@ -1,6 +1,6 @@
 """The sentiment classifier (N -> 1): embedding -> recurrent stack -> pooling -> dense -> sigmoid.
 
-Pure functions over a params pytree::
+A frozen dataclass over a params pytree::
 
     model = SentimentModel.from_config(config.model, vocab_size=config.data.vocab_size)
     params = model.init(key)                    # {"embed": (V, E), "rnn": [...], "head": {...}}
@@ -26,8 +26,6 @@ checkpoint can be restored before any data is read.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,13 +51,14 @@ class SentimentModel:
     pooling: str = "last"
     dropout: float = 0.0
     init_scheme: str = "xavier_orthogonal"  # config key `init`; a seqjax.cells scheme
-    forget_bias: float | None = None  # None: 1.0 for an LSTM, 0 for other cells
+    forget_bias: float = 1.0  # LSTM only: added to the forget gate (Keras' unit_forget_bias)
     matmul_dtype: str = "float32"  # float32 | bfloat16 (recurrent matmuls; see seqjax.cells.Cell)
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
             if not ok:
-                raise ValueError(f"model.{field}={getattr(self, field)!r}: {what}")
+                key = "init" if field == "init_scheme" else field
+                raise ValueError(f"config.model.{key}={getattr(self, field)!r}: {what}")
 
         def positive_int(v):
             return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
@@ -74,22 +73,15 @@ class SentimentModel:
              "expected a rate in [0, 1)")
         need(self.matmul_dtype in MATMUL_DTYPES, "matmul_dtype", f"expected one of {', '.join(MATMUL_DTYPES)}")
         need(self.init_scheme in INIT_SCHEMES, "init_scheme", f"expected one of {', '.join(INIT_SCHEMES)}")
-        if self.forget_bias is not None:
-            need(make_cell(self.cell).kind == "lstm" or self.forget_bias == 0, "forget_bias",
-                 f"applies to an LSTM only (cell={self.cell!r}); set it to None")
 
     @classmethod
-    def from_config(cls, model_cfg: Mapping[str, Any] | Any, vocab_size: int) -> SentimentModel:
-        """Builds the model from a config's ``model`` section; unknown keys are an error."""
-        cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-        if "init" in cfg:
-            cfg["init_scheme"] = cfg.pop("init")
-        fields = {f.name for f in dataclasses.fields(cls)} - {"vocab_size"}
-        unknown = sorted(set(cfg) - fields)
-        if unknown:
-            keys = sorted(fields - {"init_scheme"} | {"init"})
-            raise ValueError(f"unknown model key(s) {unknown}; expected some of {keys}")
-        return cls(vocab_size=vocab_size, **cfg)
+    def from_config(cls, cfg_model, vocab_size: int) -> SentimentModel:
+        """The model of a config's ``model`` section (keys as in ``configs/default.py``)."""
+        m = cfg_model
+        return cls(vocab_size=vocab_size, embed_dim=m.embed_dim, hidden=m.hidden, cell=m.cell,
+                   num_layers=m.num_layers, bidirectional=m.bidirectional, pooling=m.pooling,
+                   dropout=float(m.dropout), init_scheme=m.init, forget_bias=float(m.forget_bias),
+                   matmul_dtype=m.matmul_dtype)
 
     @property
     def stack(self) -> Stack:
@@ -104,9 +96,7 @@ class SentimentModel:
     def init(self, key: jax.Array) -> dict:
         k_embed, k_rnn, k_head = jax.random.split(key, 3)
         stack = self.stack
-        forget = self.forget_bias
-        if forget is None:
-            forget = 1.0 if stack.cell.kind == "lstm" else 0.0
+        forget = self.forget_bias if stack.cell.kind == "lstm" else 0.0
         return {
             "embed": jax.random.uniform(k_embed, (self.vocab_size, self.embed_dim), jnp.float32,
                                         -EMBED_SCALE, EMBED_SCALE),

@@ -1,21 +1,22 @@
-"""The sentiment Task for the shared trainer: model, data, loss and the final test report.
+"""The sentiment Task for the shared trainer: the classifier, its loss, scoring and the test report.
 
-    make_task(config)             reads and validates the data, then builds the model
-    SentimentTask(config)         the model alone (no data): enough to restore a checkpoint
+    task = SentimentTask(config, metadata)        # metadata: the vocabulary, from the data or a workdir
+    task.probabilities(params, ["a fine film"])   # p(positive) per review
 
 Loss: binary cross-entropy on the logit (``optax.sigmoid_binary_cross_entropy``). Metrics are
-``(sum, count)`` pairs weighted by ``batch["weights"]`` where present (the padding rows of the
-last validation batch weigh 0), so ``val_loss`` and ``val_accuracy`` are exact means over the
-validation reviews.
+``(sum, count)`` pairs weighted by ``batch["weight"]`` (the fillers of the last padded validation
+batch weigh 0), so ``val_loss`` and ``val_accuracy`` are exact means over the validation reviews.
 
 ``final_eval`` scores the test split and writes ``confusion.json`` and ``results.md`` into the
-workdir. The checkpoint metadata holds the vocabulary, so ``predict`` needs the workdir alone.
+workdir.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import jax
@@ -23,32 +24,41 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.sentiment.data import SentimentData, load_sentiment
+from experiments.sentiment.configs import default
+from experiments.sentiment.data import encode
 from experiments.sentiment.model import SentimentModel
+from seqjax.data import WordVocab, tokenize
 from seqjax.train import ConfigError, Task
+from seqjax.train.config import check_inactive
 
 LABELS = ("negative", "positive")
 CONFUSION_FILE = "confusion.json"
 RESULTS_FILE = "results.md"
 
 
+def check_config(config) -> None:
+    m = config.model
+    check_inactive(config, default.get_config(), ["model.forget_bias"], m.cell == "lstm",
+                   f"model.cell='lstm' (this config has model.cell={m.cell!r})")
+
+
+@partial(jax.jit, static_argnames="model")
+def _logits(model: SentimentModel, params, tokens, lengths):
+    return model(params, tokens, lengths)
+
+
 class SentimentTask(Task):
-    def __init__(self, config, data: SentimentData | None = None):
-        self.config = config
+    name = "sentiment"
+
+    def __init__(self, config, metadata):
+        super().__init__(config, metadata)
+        check_config(config)
         try:
             self.model = SentimentModel.from_config(config.model, vocab_size=config.data.vocab_size)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        self.data = data
-        self.batch_size = int(config.train.batch_size)
-        self._logits = jax.jit(lambda params, tokens, lengths: self.model(params, tokens, lengths))
+        self.vocab = WordVocab.from_json(metadata["vocab"])
 
-    def _need_data(self) -> SentimentData:
-        if self.data is None:
-            raise RuntimeError("this SentimentTask was built without data (use make_task(config) to train)")
-        return self.data
-
-    # ------------------------------------------------------------------ Task
     def init(self, rng: jax.Array) -> dict:
         return self.model.init(rng)
 
@@ -57,35 +67,39 @@ class SentimentTask(Task):
         labels = batch["labels"]
         per_example = optax.sigmoid_binary_cross_entropy(logits, labels.astype(logits.dtype))
         correct = ((logits > 0).astype(jnp.int32) == labels).astype(logits.dtype)
-        w = batch.get("weights")
-        w = jnp.ones_like(per_example) if w is None else w.astype(logits.dtype)
+        w = batch["weight"].astype(logits.dtype)
         n = jnp.sum(w)
         metrics = {"loss": (jnp.sum(w * per_example), n), "accuracy": (jnp.sum(w * correct), n)}
         return jnp.sum(w * per_example) / jnp.maximum(n, 1.0), (metrics, state)
 
-    def train_batch(self, step: int) -> dict:
-        return self._need_data().train_batch(step, self.batch_size, seed=int(self.config.seed))
-
-    def eval_batches(self):
-        data = self._need_data()
-        return data.eval_batches("val", self.batch_size) if len(data.val) else []
-
     def batch_tokens(self, batch) -> int:
-        return int(np.sum(batch["lengths"]))
+        return int(np.sum(batch["lengths"] * (batch["weight"] > 0)))
 
-    def metadata(self) -> dict:
-        data = self._need_data()
-        return {"vocab": json.loads(data.vocab.to_json()), "max_len": data.max_len,
-                "truncate": self.config.data.get("truncate", "head"), "labels": list(LABELS)}
+    # ------------------------------------------------------------------ scoring
+    def probabilities(self, params, texts: Sequence[str], names: Sequence[str] | None = None,
+                      batch_size: int = 256) -> np.ndarray:
+        """p(positive) (float64) of each review, tokenised and truncated exactly as in training.
 
-    def final_eval(self, params, workdir: str) -> dict:
-        data = self._need_data()
+        An empty review (no words after tokenisation) raises ValueError naming it."""
+        if not texts:
+            raise ValueError("no reviews to score")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not tokenize(text):
+                where = names[i] if names else f"review {i + 1}"
+                raise ValueError(f"{where} is empty (no words after tokenisation): {text!r:.60}")
+        tokens, lengths = encode(self.vocab, texts, int(self.metadata["max_len"]), self.metadata["truncate"])
+        logits = [np.asarray(_logits(self.model, params, tokens[i:i + batch_size], lengths[i:i + batch_size]))
+                  for i in range(0, len(texts), batch_size)]
+        return 1.0 / (1.0 + np.exp(-np.concatenate(logits).astype(np.float64)))
+
+    def final_eval(self, params, data, workdir: str) -> dict:
         if not len(data.test):
             return {}
         labels, probs, loss_sum = [], [], 0.0
-        for batch in data.eval_batches("test", self.batch_size):
-            real = batch["weights"] > 0
-            logits = np.asarray(self._logits(params, batch["tokens"], batch["lengths"]))[real]
+        for i in range(len(data.test)):
+            batch = data.test[i]
+            real = batch["weight"] > 0
+            logits = np.asarray(_logits(self.model, params, batch["tokens"], batch["lengths"]))[real]
             y = batch["labels"][real]
             loss_sum += float(np.sum(optax.sigmoid_binary_cross_entropy(logits, y.astype(np.float32))))
             labels.append(y)
@@ -94,15 +108,6 @@ class SentimentTask(Task):
         report["test_loss"] = loss_sum / report["test_examples"]
         write_report(workdir, report, self.config)
         return report
-
-
-def make_task(config) -> SentimentTask:
-    """Loads and validates the data (a bad value raises ConfigError before anything is written)."""
-    try:
-        data = load_sentiment(config.data, seed=int(config.seed))
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return SentimentTask(config, data)
 
 
 # ----------------------------------------------------------------------------- reporting

@@ -13,23 +13,33 @@ Numbers: a digit count ``d`` uniform in ``[min_digits, max_digits]``; the leadin
 1-9, so that skipped groups and missing tens ("one million five") are common rather than rare.
 Up to 21 digits (the scales run to quintillion).
 
-Batches ``{src, src_lengths, tgt_in, tgt_out, tgt_lengths}`` are numpy arrays padded to fixed
+Examples ``{src, src_lengths, tgt_in, tgt_out, tgt_lengths}`` are numpy arrays padded to fixed
 shapes (``src``: ``max_digits``; targets: :func:`max_target_len`), so the model compiles once:
 
 * ``tgt_in``  = ``<bos> w_1 .. w_M``  (teacher forcing inputs)
 * ``tgt_out`` = ``w_1 .. w_M <eos>``  (what to predict); ``tgt_lengths = M + 1``
 
-Training batches are a pure function of ``(seed, step)``. The validation set is fixed by
-``val_seed`` (independent of the training seed) and stratified: the same number of examples for
-every digit count, so that exact-match can be broken down by input length. Short numbers also
-occur in training (there are only 100 two-digit strings); long ones almost never do.
+Training example ``i`` is drawn with Grain's per-index generator seeded by the run seed, so step
+``s``'s batch is a pure function of (seed, s). The validation set is fixed by ``val_seed``
+(independent of the training seed) and stratified: the same number of examples for every digit
+count, so that exact-match can be broken down by input length. Short numbers also occur in
+training (there are only 100 two-digit strings); long ones almost never do.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import grain
 import numpy as np
+
+from experiments.seq2seq.configs import default
+from seqjax.data import ArraySource, eval_batches, train_batches
+from seqjax.data.pipeline import shuffle_seed
+from seqjax.train import Data
+from seqjax.train.config import check_keys
+from seqjax.train.config import is_int as _is_int
+from seqjax.train.config import require as _need
 
 ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
         "sixteen seventeen eighteen nineteen").split()
@@ -83,25 +93,23 @@ def max_target_len(max_digits: int) -> int:
     return 4 * groups + (groups - 1) + 1
 
 
+def encode_one(digits: str, src_len: int, tgt_len: int) -> dict[str, np.ndarray]:
+    """One example (see the module docstring) from a digit string of at most ``src_len`` digits."""
+    if len(digits) > src_len:
+        raise ValueError(f"{digits!r} has {len(digits)} digits; this model reads at most {src_len}")
+    words = [TGT_ID[w] for w in spell(digits)]
+    src, tgt_in, tgt_out = (np.zeros(n, np.int32) for n in (src_len, tgt_len, tgt_len))
+    src[:len(digits)] = [SRC_ID[c] for c in digits]
+    tgt_in[:len(words) + 1] = [BOS_ID, *words]
+    tgt_out[:len(words) + 1] = [*words, EOS_ID]
+    return {"src": src, "src_lengths": np.int32(len(digits)), "tgt_in": tgt_in, "tgt_out": tgt_out,
+            "tgt_lengths": np.int32(len(words) + 1)}
+
+
 def encode(numbers: list[str], src_len: int, tgt_len: int) -> dict[str, np.ndarray]:
-    """Pads a list of digit strings into a batch dict (see the module docstring)."""
-    B = len(numbers)
-    src = np.zeros((B, src_len), np.int32)
-    tgt_in = np.zeros((B, tgt_len), np.int32)
-    tgt_out = np.zeros((B, tgt_len), np.int32)
-    src_lengths = np.zeros((B,), np.int32)
-    tgt_lengths = np.zeros((B,), np.int32)
-    for b, digits in enumerate(numbers):
-        if len(digits) > src_len:
-            raise ValueError(f"{digits!r} has {len(digits)} digits; this model reads at most {src_len}")
-        words = [TGT_ID[w] for w in spell(digits)]
-        src[b, :len(digits)] = [SRC_ID[c] for c in digits]
-        src_lengths[b] = len(digits)
-        tgt_in[b, :len(words) + 1] = [BOS_ID, *words]
-        tgt_out[b, :len(words) + 1] = [*words, EOS_ID]
-        tgt_lengths[b] = len(words) + 1
-    return {"src": src, "src_lengths": src_lengths, "tgt_in": tgt_in, "tgt_out": tgt_out,
-            "tgt_lengths": tgt_lengths}
+    """A batch of :func:`encode_one` examples, stacked."""
+    examples = [encode_one(n, src_len, tgt_len) for n in numbers]
+    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
 def decode_words(ids) -> str:
@@ -124,48 +132,48 @@ def sample_numbers(rng: np.random.Generator, n: int, digit_counts: np.ndarray, z
     return ["".join(map(str, row[:d])) for row, d in zip(digits.tolist(), digit_counts.tolist(), strict=True)]
 
 
-@dataclasses.dataclass(frozen=True)
-class NumberData:
-    min_digits: int
-    max_digits: int
-    zero_prob: float
-    batch_size: int
-    seed: int
-    val_size: int
-    val_seed: int
-    eval_batch_size: int = 1024  # the default validation set is one batch: one compile
+def check_config(config) -> None:
+    """Validates ``config.data``; raises ConfigError naming the key."""
+    d = config.data
+    check_keys(config, default.get_config())
+    for key in ("min_digits", "max_digits"):
+        _need(_is_int(d[key]) and 1 <= d[key] <= MAX_DIGITS, f"data.{key}", d[key],
+              f"expected an integer in [1, {MAX_DIGITS}] (the scales end at quintillion)")
+    _need(d.min_digits <= d.max_digits, "data.min_digits", d.min_digits,
+          f"must not exceed data.max_digits={d.max_digits}")
+    _need(0.0 <= d.zero_prob < 1.0, "data.zero_prob", d.zero_prob, "expected a number in [0, 1)")
+    _need(_is_int(d.val_size) and d.val_size >= 1, "data.val_size", d.val_size, "expected an integer >= 1")
+    _need(_is_int(d.examples) and d.examples >= 0, "data.examples", d.examples, "expected an integer >= 0")
 
-    def __post_init__(self):
-        if not 1 <= self.min_digits <= self.max_digits <= MAX_DIGITS:
-            raise ValueError(f"need 1 <= min_digits <= max_digits <= {MAX_DIGITS}, got "
-                             f"min_digits={self.min_digits}, max_digits={self.max_digits}")
-        if not 0.0 <= self.zero_prob < 1.0:
-            raise ValueError(f"zero_prob must lie in [0, 1), got {self.zero_prob}")
 
-    @property
-    def src_len(self) -> int:
-        return self.max_digits
+def val_numbers(d) -> list[str]:
+    """The fixed validation numbers, digit counts cycling through [min_digits, max_digits]."""
+    rng = np.random.default_rng([d.val_seed, 1])
+    span = d.max_digits - d.min_digits + 1
+    counts = d.min_digits + np.arange(d.val_size) % span
+    return sample_numbers(rng, d.val_size, counts, d.zero_prob)
 
-    @property
-    def tgt_len(self) -> int:
-        return max_target_len(self.max_digits)
 
-    def train_numbers(self, step: int) -> list[str]:
-        rng = np.random.default_rng([self.seed, step])
-        counts = rng.integers(self.min_digits, self.max_digits + 1, self.batch_size)
-        return sample_numbers(rng, self.batch_size, counts, self.zero_prob)
+@dataclasses.dataclass
+class NumberData(Data):
+    val_numbers: list[str]
+    src_len: int
+    tgt_len: int
 
-    def train_batch(self, step: int) -> dict[str, np.ndarray]:
-        return encode(self.train_numbers(step), self.src_len, self.tgt_len)
 
-    def val_numbers(self) -> list[str]:
-        """The fixed validation numbers, digit counts cycling through [min_digits, max_digits]."""
-        rng = np.random.default_rng([self.val_seed, 1])
-        span = self.max_digits - self.min_digits + 1
-        counts = self.min_digits + np.arange(self.val_size) % span
-        return sample_numbers(rng, self.val_size, counts, self.zero_prob)
+def load(config) -> NumberData:
+    check_config(config)
+    d = config.data
+    src_len, tgt_len = d.max_digits, max_target_len(d.max_digits)
 
-    def eval_batches(self):
-        numbers = self.val_numbers()
-        for lo in range(0, len(numbers), self.eval_batch_size):
-            yield encode(numbers[lo:lo + self.eval_batch_size], self.src_len, self.tgt_len)
+    def example(_index, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        count = rng.integers(d.min_digits, d.max_digits + 1, size=1)
+        return encode_one(sample_numbers(rng, 1, count, d.zero_prob)[0], src_len, tgt_len)
+
+    numbers = grain.MapDataset.range(2**31 - 1).random_map(example, seed=shuffle_seed(config.seed))
+    val = val_numbers(d)
+    return NumberData(
+        train=train_batches(numbers, config.train.batch_size, config.seed, shuffle=False),
+        val=eval_batches(ArraySource(**encode(val, src_len, tgt_len)), config.eval.batch_size),
+        metadata={"task": "spell out numbers", "src_tokens": list(SRC_TOKENS), "tgt_tokens": list(TGT_TOKENS)},
+        val_numbers=val, src_len=src_len, tgt_len=tgt_len)

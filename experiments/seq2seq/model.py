@@ -1,64 +1,102 @@
-"""Token-level encoder-decoder: embeddings → :class:`~seqjax.structures.Seq2Seq` → vocabulary head.
+"""Token-level encoder-decoder: embeddings -> :class:`~seqjax.structures.Seq2Seq` -> vocabulary head.
 
-    model = make_model(config.model)
-    params = init(key, model, config.model, src_vocab, tgt_vocab)
-    logits = apply(model, params, src, src_lengths, tgt_in)                   # teacher forcing
-    ids = greedy(model, params, src, src_lengths, steps)                       # autoregressive
+A frozen dataclass over a params pytree ``{"src_embed", "tgt_embed", "core", "head"}``::
+
+    model = Seq2SeqModel.from_config(config.model, src_vocab=11, tgt_vocab=38)
+    params = model.init(key)
+    logits = model(params, src, src_lengths, tgt_in)                   # teacher forcing, (B, M, V)
+    ids = model.greedy(params, src, src_lengths, steps=12, bos_id=1)    # autoregressive, (B, steps)
 
 The encoder (optionally bidirectional) reads the source embeddings; the decoder reads the
 previous target token's embedding plus the context (``model.context``: ``last`` = ``h_N``,
 ``transform`` = ``g(h_N)``, ``pool`` = ``g(h_1..h_N)``, ``attention``); the head maps the
-decoder's ``concat(h_t, c_t)`` to logits over the target vocabulary.
+decoder's ``concat(h_t, c_t)`` to logits over the target vocabulary. Embeddings are N(0, 1), as
+``torch.nn.Embedding`` initialises them, and the head is Xavier-initialised.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
-import seqjax
 from seqjax import structures
+from seqjax.cells import CELL_NAMES, INIT_SCHEMES, MATMUL_DTYPES, make_cell
+from seqjax.recurrent import Stack
 
 
-def make_model(cfg_model) -> structures.Seq2Seq:
-    cell = seqjax.make_cell(cfg_model.cell, matmul_dtype=cfg_model.get("matmul_dtype"))
-    encoder = seqjax.Stack(cell, num_layers=cfg_model.layers, bidirectional=cfg_model.bidirectional)
-    decoder = seqjax.Stack(cell, num_layers=cfg_model.layers)
-    return structures.Seq2Seq(encoder, decoder, context=cfg_model.context)
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqModel:
+    src_vocab: int
+    tgt_vocab: int
+    context: str = "attention"
+    cell: str = "gru"
+    embed_dim: int = 32
+    hidden: int = 128
+    num_layers: int = 1  # in the encoder and in the decoder
+    bidirectional: bool = True  # the encoder
+    init_scheme: str = "torch"  # config key `init`; a seqjax.cells scheme
+    matmul_dtype: str = "float32"  # float32 | bfloat16 (recurrent matmuls; see seqjax.cells.Cell)
 
+    def __post_init__(self):
+        def need(ok: bool, field: str, what: str):
+            if not ok:
+                key = "init" if field == "init_scheme" else field
+                raise ValueError(f"config.model.{key}={getattr(self, field)!r}: {what}")
 
-def init(key, model: structures.Seq2Seq, cfg_model, src_vocab: int, tgt_vocab: int) -> dict:
-    """Embeddings ~ N(0, 1) (as ``torch.nn.Embedding``), a Xavier head, and ``Seq2Seq.init``."""
-    k_src, k_tgt, k_core, k_head = jax.random.split(key, 4)
-    E, H = cfg_model.embed_dim, cfg_model.hidden
-    return {
-        "src_embed": jax.random.normal(k_src, (src_vocab, E)),
-        "tgt_embed": jax.random.normal(k_tgt, (tgt_vocab, E)),
-        "core": model.init(k_core, E, E, H, init=cfg_model.init),
-        "head": structures.dense_init(k_head, model.output_size(H), tgt_vocab),
-    }
+        need(self.context in structures.CONTEXT_MODES, "context",
+             f"expected one of {', '.join(structures.CONTEXT_MODES)}")
+        need(self.cell in CELL_NAMES, "cell", f"expected one of {', '.join(CELL_NAMES)}")
+        need(self.init_scheme in INIT_SCHEMES, "init_scheme", f"expected one of {', '.join(INIT_SCHEMES)}")
+        need(self.matmul_dtype in MATMUL_DTYPES, "matmul_dtype", f"expected one of {', '.join(MATMUL_DTYPES)}")
+        for field in ("embed_dim", "hidden", "num_layers"):
+            value = getattr(self, field)
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, field,
+                 "expected an integer >= 1")
+        need(isinstance(self.bidirectional, bool), "bidirectional", "expected true or false")
 
+    @classmethod
+    def from_config(cls, cfg_model, src_vocab: int, tgt_vocab: int) -> Seq2SeqModel:
+        m = cfg_model
+        return cls(src_vocab=src_vocab, tgt_vocab=tgt_vocab, context=m.context, cell=m.cell,
+                   embed_dim=m.embed_dim, hidden=m.hidden, num_layers=m.num_layers,
+                   bidirectional=m.bidirectional, init_scheme=m.init, matmul_dtype=m.matmul_dtype)
 
-def apply(model: structures.Seq2Seq, params, src, src_lengths, tgt_in):
-    """Teacher-forced logits ``(B, M, V)`` for the target inputs ``tgt_in`` ``(B, M)``.
+    @property
+    def core(self) -> structures.Seq2Seq:
+        cell = make_cell(self.cell, matmul_dtype=self.matmul_dtype)
+        encoder = Stack(cell, num_layers=self.num_layers, bidirectional=self.bidirectional)
+        return structures.Seq2Seq(encoder, Stack(cell, num_layers=self.num_layers), context=self.context)
 
-    No target lengths are passed: the decoder runs left to right, so padding after a target's
-    last real token cannot change the logits at its real steps; the loss masks the rest. (Passing
-    ``tgt_lengths`` to ``Seq2Seq`` currently fails: ``unroll`` masks the decoder's ``(layers, batch,
-    H)`` carry with a ``(batch, 1, 1)`` mask.)
-    """
-    ys = model(params["core"], params["src_embed"][src], params["tgt_embed"][tgt_in], src_lengths=src_lengths)
-    return structures.dense(params["head"], ys)
+    def init(self, key: jax.Array) -> dict:
+        k_src, k_tgt, k_core, k_head = jax.random.split(key, 4)
+        E, H = self.embed_dim, self.hidden
+        core = self.core
+        return {
+            "src_embed": jax.random.normal(k_src, (self.src_vocab, E)),
+            "tgt_embed": jax.random.normal(k_tgt, (self.tgt_vocab, E)),
+            "core": core.init(k_core, E, E, H, init=self.init_scheme),
+            "head": structures.dense_init(k_head, core.output_size(H), self.tgt_vocab),
+        }
 
+    def __call__(self, params, src, src_lengths, tgt_in):
+        """Teacher-forced logits ``(B, M, V)`` for the target inputs ``tgt_in`` ``(B, M)``.
 
-def greedy(model: structures.Seq2Seq, params, src, src_lengths, steps: int, bos_id: int):
-    """Greedy decoding: ids ``(B, steps)``; each step's argmax is the next step's input.
+        No target lengths are passed: the decoder runs left to right, so the padding after a
+        target's last token cannot change the logits at its real steps, and the loss masks the rest.
+        """
+        ys = self.core(params["core"], params["src_embed"][src], params["tgt_embed"][tgt_in],
+                       src_lengths=src_lengths)
+        return structures.dense(params["head"], ys)
 
-    Decoding runs all ``steps`` (static) for every sequence; cut each at its first end token.
-    """
-    B = src.shape[0]
-    start = jnp.broadcast_to(params["tgt_embed"][bos_id], (B, params["tgt_embed"].shape[1]))
-    return model.generate(
-        params["core"], params["src_embed"][src], steps, start=start, src_lengths=src_lengths,
-        readout=lambda y, _x: jnp.argmax(structures.dense(params["head"], y), axis=-1).astype(jnp.int32),
-        feedback=lambda ids: params["tgt_embed"][ids])
+    def greedy(self, params, src, src_lengths, steps: int, bos_id: int):
+        """Greedy decoding: ids ``(B, steps)``; each step's argmax is the next step's input.
+
+        Decoding runs all ``steps`` for every sequence; cut each at its first end token."""
+        B = src.shape[0]
+        start = jnp.broadcast_to(params["tgt_embed"][bos_id], (B, params["tgt_embed"].shape[1]))
+        return self.core.generate(
+            params["core"], params["src_embed"][src], steps, start=start, src_lengths=src_lengths,
+            readout=lambda y, _x: jnp.argmax(structures.dense(params["head"], y), axis=-1).astype(jnp.int32),
+            feedback=lambda ids: params["tgt_embed"][ids])

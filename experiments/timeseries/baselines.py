@@ -18,6 +18,7 @@ __all__ = [
     "persistence",
     "plot_error_by_horizon",
     "plot_forecast",
+    "plot_future",
     "ratio_table",
     "seasonal_naive",
 ]
@@ -206,4 +207,18 @@ def plot_error_by_horizon(
         ax.plot(np.arange(1, v.size + 1), v, marker="o", ms=3, label=name)
     ax.set_xlabel("horizon step")
     ax.set_ylabel(key.upper())
+    return _finish(fig, ax, path, title)
+
+
+def plot_future(path, history: np.ndarray, forecast: np.ndarray, title: str | None = None) -> str:
+    """PNG of a series' last values (at steps -N..-1) and the forecast that continues it (0..H-1)."""
+    history = np.asarray(history, dtype=np.float64).reshape(-1)
+    forecast = np.asarray(forecast, dtype=np.float64).reshape(-1)
+    fig, ax = _figure()
+    ax.plot(np.arange(-history.size, 0), history, color="black", lw=1.5, label="history")
+    ax.plot(np.arange(-1, forecast.size), np.concatenate([history[-1:], forecast]), color="C1", lw=1.5,
+            marker="o", ms=3, markevery=list(range(1, forecast.size + 1)), label="forecast")
+    ax.axvline(-0.5, color="0.7", lw=0.8)
+    ax.set_xlabel("step (0 = the first forecast step)")
+    ax.set_ylabel("value")
     return _finish(fig, ax, path, title)

@@ -1,5 +1,5 @@
 """Forecasting models: a recurrent :class:`~seqjax.recurrent.Stack` and a linear head, wired in one
-of four input/output structures. Pure functions over a params pytree ``{"rnn": [...], "head": {w, b}}``.
+of four input/output structures. A frozen dataclass over a params pytree ``{"rnn": [...], "head": {w, b}}``.
 
 A window has inputs ``x = series[t-L : t]`` (``(B, L, F)``, feature 0 is the target) and targets
 ``y = series[t : t+H]`` (``(B, H, 1)``), all z-scored. Every structure forecasts ``(B, H)``:
@@ -166,8 +166,8 @@ class Forecaster:
 
 def from_config(cfg_model, horizon: int, num_features: int, period: int = 0) -> Forecaster:
     """A :class:`Forecaster` from ``config.model`` (keys as in ``configs/default.py``)."""
-    return Forecaster(structure=cfg_model.structure, horizon=int(horizon), num_features=int(num_features),
-                      cell=cfg_model.cell, hidden=cfg_model.hidden, num_layers=cfg_model.num_layers,
-                      dropout=float(cfg_model.dropout), init_scheme=cfg_model.init,
-                      forget_bias=float(cfg_model.forget_bias), skip=cfg_model.get("skip") or "none",
-                      period=int(period), matmul_dtype=cfg_model.get("matmul_dtype") or "float32")
+    m = cfg_model
+    return Forecaster(structure=m.structure, horizon=int(horizon), num_features=int(num_features), cell=m.cell,
+                      hidden=m.hidden, num_layers=m.num_layers, dropout=float(m.dropout), init_scheme=m.init,
+                      forget_bias=float(m.forget_bias), skip=m.skip, period=int(period),
+                      matmul_dtype=m.matmul_dtype)

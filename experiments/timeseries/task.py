@@ -1,4 +1,7 @@
-"""Time-series forecasting as a trainer Task: data, model, MSE loss, and the test evaluation.
+"""Time-series forecasting as a trainer Task: the forecaster, its MSE loss, and the test evaluation.
+
+    task = ForecastTask(config, metadata)     # metadata: names, scaler, horizon, ... (data or workdir)
+    task.forecast(params, values)              # the next `horizon` values after a raw (T, F) series
 
 Training minimises each structure's objective (see :mod:`experiments.timeseries.model`) on
 z-scored values. Validation (``val_loss``, ``val_mae``) always scores the *forecast* of the
@@ -7,59 +10,48 @@ checkpoints by what is evaluated. :meth:`ForecastTask.final_eval` scores the tes
 original units against the persistence and seasonal-naive baselines and writes
 
 * ``results.md``         Markdown table: RMSE, MAE and their ratios to persistence per horizon step
-* ``test_metrics.json``  the same numbers per model and baseline, plus the table rows
+* ``test_metrics.json``  the same numbers per model and baseline, plus the table rows (the test
+                         metrics' own record; ``metrics.jsonl`` holds the trainer's records only)
 * ``forecast.png``       forecasts vs truth over the test span (``horizon``-step forecasts from
                          every ``horizon``-th origin, so the span is covered once)
 * ``error_by_horizon_rmse.png``, ``error_by_horizon_mae.png``  error vs horizon step
-
-A bad config or data file raises :class:`~seqjax.train.config.ConfigError` from :func:`make_task`,
-before the trainer creates the workdir.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments.timeseries import baselines as B
-from experiments.timeseries import data as data_lib
 from experiments.timeseries import model as model_lib
-from seqjax.cells import CELL_NAMES, INIT_SCHEMES
-from seqjax.train.config import ConfigError
+from experiments.timeseries.configs import default
+from experiments.timeseries.data import SeriesData, unscale
+from seqjax.data.series import Scaler
+from seqjax.train import ConfigError, Task
+from seqjax.train.config import check_inactive
 from seqjax.train.config import is_int as _is_int
 from seqjax.train.config import require as _need
-from seqjax.train.task import Task
-
-
-def _skip(cfg_model) -> str:
-    # older configs may lack the key (or hold None): both mean no skip
-    return cfg_model.get("skip") or "none"
 
 
 def check_config(config) -> None:
-    """Validates the ``model``, ``data`` and ``eval`` sections; raises ConfigError naming the key."""
-    m, d = config.model, config.data
-    _need(m.structure in model_lib.STRUCTURES, "model.structure", m.structure,
-          f"expected one of {', '.join(model_lib.STRUCTURES)}")
-    _need(m.cell in CELL_NAMES, "model.cell", m.cell, f"expected one of {', '.join(CELL_NAMES)}")
-    _need(m.init in INIT_SCHEMES, "model.init", m.init, f"expected one of {', '.join(INIT_SCHEMES)}")
-    skip = _skip(m)
-    _need(skip in model_lib.SKIPS, "model.skip", skip, f"expected one of {', '.join(model_lib.SKIPS)}")
+    """Validates the ``model`` section against ``data``; a key the model would ignore fails."""
+    m, d, defaults = config.model, config.data, default.get_config()
+    _need(m.skip in model_lib.SKIPS, "model.skip", m.skip, f"expected one of {', '.join(model_lib.SKIPS)}")
     for key in ("hidden", "num_layers"):
         _need(_is_int(m[key]) and m[key] >= 1, f"model.{key}", m[key], "expected an integer >= 1")
     _need(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "expected a number in [0, 1)")
-    for key in ("lookback", "horizon"):
-        _need(_is_int(d[key]) and d[key] >= 1, f"data.{key}", d[key], "expected an integer >= 1")
-    _need(_is_int(d.period) and d.period >= 0, "data.period", d.period,
-          "expected an integer >= 0 (0: no seasonal-naive baseline)")
-    _need(_is_int(config.eval.batch_size) and config.eval.batch_size >= 1, "eval.batch_size",
-          config.eval.batch_size, "expected an integer >= 1")
-    if skip == "seasonal":
-        _need(d.period >= 1 and d.lookback >= d.period, "model.skip", skip,
+    check_inactive(config, defaults, ["model.forget_bias"], m.cell == "lstm",
+                   f"model.cell='lstm' (this config has model.cell={m.cell!r})")
+    check_inactive(config, defaults, ["model.dropout"], m.num_layers > 1,
+                   f"model.num_layers > 1: dropout sits between layers (this config has "
+                   f"model.num_layers={m.num_layers})")
+    if m.skip == "seasonal":
+        _need(d.period >= 1 and d.lookback >= d.period, "model.skip", m.skip,
               f"needs data.period >= 1 and data.lookback >= data.period (got period {d.period}, "
               f"lookback {d.lookback})")
     if m.structure == "n_to_1":
@@ -68,41 +60,23 @@ def check_config(config) -> None:
               "'n_to_n' or 'autoregressive' for longer horizons")
 
 
-def _data_dict(cfg_data) -> dict:
-    d = cfg_data.to_dict()
-    d["period"] = d.get("period") or None  # 0 = no seasonal baseline
-    for key in ("csv", "column", "date_column"):  # '' = unset
-        d[key] = d.get(key) or None
-    d["covariates"] = tuple(d.get("covariates") or ())
-    return d
+@partial(jax.jit, static_argnames="model")
+def _forecast(model: model_lib.Forecaster, params, inputs):
+    return model.forecast(params, inputs)
 
 
 class ForecastTask(Task):
-    def __init__(self, config, data: data_lib.SeriesData | None = None):
+    name = "timeseries"
+
+    def __init__(self, config, metadata):
+        super().__init__(config, metadata)
         check_config(config)
-        self.config = config
-        d = config.data
-        if data is None:
-            try:
-                data = data_lib.prepare(_data_dict(d), d.lookback, d.horizon, seed=config.seed)
-            except FileNotFoundError as e:
-                raise ConfigError(f"config.data.csv={d.csv!r}: no such file ({e.strerror})") from None
-            except ValueError as e:  # the data layer's documented failure: it names the problem
-                raise ConfigError(f"data: {e}") from None
-        self.data = data
         try:
-            self.model = model_lib.from_config(config.model, data.horizon, data.num_features,
-                                               data.period or 0)
+            self.model = model_lib.from_config(config.model, metadata["horizon"], len(metadata["names"]),
+                                               metadata["period"])
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-        n_train = len(data.train)
-        _need(config.train.batch_size <= n_train, "train.batch_size", config.train.batch_size,
-              f"larger than the {n_train} training windows")
-        if data.period:
-            o = int(data.test.origins[0])
-            _need(o >= data.period, "data.period", data.period,
-                  f"the first test window has only {o} points of history")
-        self._forecast = jax.jit(self.model.forecast)
+        self.scaler = Scaler.from_dict(metadata["scaler"])
 
     # -- model
     def init(self, rng):
@@ -110,79 +84,69 @@ class ForecastTask(Task):
 
     def loss(self, params, batch, rng, *, train: bool, state):
         if train:
-            pred, target = self.model.objective(params, batch["inputs"], batch["targets"], rng=rng,
-                                                train=True)
-            weight = jnp.ones_like(pred)
-        else:  # validation: the forecast itself, padded windows masked out
-            pred = self.model.forecast(params, batch["inputs"])
-            target = batch["targets"][..., 0]
-            mask = batch.get("mask")
-            weight = jnp.ones_like(pred) if mask is None else jnp.broadcast_to(
-                mask[:, None].astype(pred.dtype), pred.shape)
+            pred, target = self.model.objective(params, batch["inputs"], batch["targets"], rng=rng, train=True)
+        else:  # validation: the forecast itself
+            pred, target = self.model.forecast(params, batch["inputs"]), batch["targets"][..., 0]
+        w = batch["weight"].reshape((-1,) + (1,) * (pred.ndim - 1))
+        weight = jnp.broadcast_to(w.astype(pred.dtype), pred.shape)
         err = pred - target
         n = jnp.sum(weight)
         sq = jnp.sum(weight * err**2)
         metrics = {"loss": (sq, n), "mae": (jnp.sum(weight * jnp.abs(err)), n)}
         return sq / jnp.maximum(n, 1.0), (metrics, state)
 
-    # -- data
-    def train_batch(self, step: int):
-        return self.data.train_batch(step, self.config.train.batch_size, self.config.seed)
-
-    def _batches(self, split: str):
-        n = len(self.data.windows(split))
-        return self.data.eval_batches(split, min(self.config.eval.batch_size, n), pad=True)
-
-    def eval_batches(self):
-        return [] if self.data.val is None else list(self._batches("val"))
-
     def batch_tokens(self, batch) -> int:
         return int(batch["inputs"].shape[0])  # windows per second
 
-    def metadata(self) -> dict:
-        d = self.data
-        return {"names": d.names, "scaler": d.scaler.to_dict(), "lookback": d.lookback, "horizon": d.horizon,
-                "period": d.period, "split": [d.split.val.start, d.split.test.start, int(d.values.shape[0])]}
+    # -- forecasts
+    def forecast(self, params, values: np.ndarray) -> np.ndarray:
+        """The next ``horizon`` target values, in original units, after a raw ``(T, F)`` series
+        whose columns are the training ones (target first); only its last ``lookback`` rows are read."""
+        values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        L = int(self.metadata["lookback"])
+        if values.shape[0] < L:
+            raise ValueError(f"the series has {values.shape[0]} rows; the model reads the last {L} (data.lookback)")
+        inputs = self.scaler.transform(values[-L:])[None].astype(np.float32)
+        return unscale(self.scaler, np.asarray(_forecast(self.model, params, inputs)))[0]
 
-    # -- test evaluation
-    def predict(self, params, split: str = "test") -> np.ndarray:
+    def predict(self, params, data: SeriesData, split: str = "test") -> np.ndarray:
         """Forecasts of every window of ``split`` in original units, ``(N, horizon)``."""
+        batches = data.test if split == "test" else data.val
         out = []
-        for batch in self._batches(split):
-            pred = np.asarray(self._forecast(params, jnp.asarray(batch["inputs"])))
-            out.append(pred[batch["mask"]])
-        return self.data.unscale_targets(np.concatenate(out))
+        for i in range(len(batches)):
+            batch = batches[i]
+            pred = np.asarray(_forecast(self.model, params, jnp.asarray(batch["inputs"])))
+            out.append(pred[batch["weight"] > 0])
+        return data.unscale_targets(np.concatenate(out))
 
-    def baselines(self, split: str = "test") -> dict:
-        """Baseline forecasts in original units: persistence, and seasonal naive when a period is set."""
-        d = self.data
-        out = {"persistence": B.persistence(d.history(split, 1)[:, -1], d.horizon)}
-        if d.period:
-            out["seasonal_naive"] = B.seasonal_naive(d.history(split, d.period), d.horizon, d.period)
-        return out
-
-    def final_eval(self, params, workdir: str) -> dict:
-        return evaluate(self, params, workdir)
+    def final_eval(self, params, data: SeriesData, workdir: str) -> dict:
+        return evaluate(self, params, data, workdir)
 
     @property
     def model_name(self) -> str:
         m = self.config.model
-        skip = _skip(m)
-        return f"{m.cell} {m.structure}" + (f" + {skip} skip" if skip != "none" else "")
+        return f"{m.cell} {m.structure}" + (f" + {m.skip} skip" if m.skip != "none" else "")
 
 
-def evaluate(task: ForecastTask, params, workdir: str) -> dict:
+def baselines(data: SeriesData, split: str = "test") -> dict:
+    """Baseline forecasts in original units: persistence, and seasonal naive when a period is set."""
+    out = {"persistence": B.persistence(data.history(split, 1)[:, -1], data.horizon)}
+    if data.period:
+        out["seasonal_naive"] = B.seasonal_naive(data.history(split, data.period), data.horizon, data.period)
+    return out
+
+
+def evaluate(task: ForecastTask, params, d: SeriesData, workdir: str) -> dict:
     """Scores the test split, writes the table, JSON and plots into ``workdir``, returns flat metrics."""
-    d = task.data
     truth = d.raw_targets("test")
-    forecasts = {task.model_name: task.predict(params), **task.baselines()}
+    forecasts = {task.model_name: task.predict(params, d), **baselines(d)}
     metrics = {name: B.per_horizon_metrics(pred, truth) for name, pred in forecasts.items()}
     name = task.model_name
     baseline_metrics = {k: v for k, v in metrics.items() if k != name}
     rows = B.ratio_table({name: metrics[name]}, baseline_metrics)
 
     os.makedirs(workdir, exist_ok=True)
-    o = d.test.origins
+    o = d.windows["test"].origins
     header = (f"# Test results: {d.names[0]}, {name}, horizon {d.horizon}\n\n"
               f"{len(o)} test windows (origins {int(o[0])}..{int(o[-1])} of {d.values.shape[0]} points), "
               f"lookback {d.lookback}, original units; ratios are to persistence"
@@ -193,11 +157,6 @@ def evaluate(task: ForecastTask, params, workdir: str) -> dict:
     with open(os.path.join(workdir, "test_metrics.json"), "w") as f:
         json.dump({"horizon": d.horizon, "period": d.period, "metrics": as_json, "rows": rows}, f, indent=2)
     _plots(workdir, d, forecasts, truth, metrics)
-    # one line per model and baseline in metrics.jsonl too, beside the trainer's per-step records
-    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-        for k, v in as_json.items():
-            f.write(json.dumps({"kind": "test", "model": k, "horizon": d.horizon,
-                                **{key: (float(x) if np.isscalar(x) else x) for key, x in v.items()}}) + "\n")
 
     m, p = metrics[name], metrics["persistence"]
     out = {"test_rmse": m["rmse_all"], "test_mae": m["mae_all"],
@@ -216,10 +175,11 @@ def evaluate(task: ForecastTask, params, workdir: str) -> dict:
     return {k: float(v) for k, v in out.items()}
 
 
-def _plots(workdir: str, d: data_lib.SeriesData, forecasts: dict, truth: np.ndarray, metrics: dict) -> None:
+def _plots(workdir: str, d: SeriesData, forecasts: dict, truth: np.ndarray, metrics: dict) -> None:
     H = d.horizon
-    pick = np.arange(0, len(d.test.origins) - H + 1, H) if len(d.test.origins) >= H else np.arange(1)
-    t = (d.test.origins[pick][:, None] + np.arange(H)[None, :]).reshape(-1)
+    origins = d.windows["test"].origins
+    pick = np.arange(0, len(origins) - H + 1, H) if len(origins) >= H else np.arange(1)
+    t = (origins[pick][:, None] + np.arange(H)[None, :]).reshape(-1)
     x = d.dates[t] if d.dates is not None and np.issubdtype(d.dates.dtype, np.datetime64) else t
     what = "one-step forecasts" if H == 1 else f"{H}-step forecasts from every {H}th origin"
     B.plot_forecast(os.path.join(workdir, "forecast.png"), truth[pick].reshape(-1),
@@ -228,7 +188,3 @@ def _plots(workdir: str, d: data_lib.SeriesData, forecasts: dict, truth: np.ndar
     for key in ("rmse", "mae"):
         B.plot_error_by_horizon(os.path.join(workdir, f"error_by_horizon_{key}.png"), metrics, key,
                                 title=f"test {key.upper()} by horizon step (original units)")
-
-
-def make_task(config) -> ForecastTask:
-    return ForecastTask(config)

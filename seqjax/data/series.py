@@ -1,4 +1,4 @@
-"""Time-series building blocks: generators, chronological splits, scaling, windows.
+"""Time-series building blocks: chronological splits, scaling, windows.
 
 Everything here is plain numpy (float64) and independent of any model or experiment.
 
@@ -23,7 +23,6 @@ training span only (:meth:`Scaler.fit` on ``series[train]``).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -35,142 +34,10 @@ __all__ = [
     "Split",
     "chronological_split",
     "check_length",
-    "mackey_glass",
-    "make_next_step_windows",
     "make_windows",
     "min_length",
-    "sine_mixture",
     "window_origins",
 ]
-
-
-# --------------------------------------------------------------------------- generators
-
-
-def mackey_glass(
-    n: int,
-    tau: float = 17.0,
-    beta: float = 0.2,
-    gamma: float = 0.1,
-    n_exp: float = 10.0,
-    dt: float = 0.1,
-    sample_every: int = 1,
-    x0: float = 1.2,
-    discard: int = 500,
-    seed: int | None = None,
-) -> np.ndarray:
-    """Mackey-Glass series ``dx/dt = beta x(t-tau) / (1 + x(t-tau)^n_exp) - gamma x(t)``.
-
-    Integrator: classical fourth-order Runge-Kutta with internal step ``dt``
-    (default 0.1 time units, so 10 steps per unit). The state is kept on the
-    ``dt`` grid in a history buffer; the delayed value ``x(s - tau)`` needed at the
-    stage times ``s = t, t + dt/2, t + dt`` is read from that buffer by linear
-    interpolation between grid points (exact when ``tau/dt`` is an integer and the
-    stage sits on the grid; at the half-step it is the mean of the two neighbours,
-    which makes the scheme second order overall in ``dt``).
-
-    Initial history: ``x(t) = x0`` for ``t in [-tau, 0]``. With ``seed`` given, each
-    history grid point gets an independent ``Uniform(-0.05, 0.05)`` perturbation, so
-    different seeds give different (diverging) trajectories; ``seed=None`` gives the
-    classical constant history and is fully deterministic.
-
-    The trajectory is sampled every ``sample_every`` time units (default 1, i.e.
-    ``Delta t = 1``) starting at ``t = discard``: the first ``discard`` time units
-    are a warm-up that is integrated but not returned.
-
-    Returns a float64 array of shape ``(n,)``.
-    """
-    n = int(n)
-    if n <= 0:
-        raise ValueError(f"n must be positive, got {n}")
-    if dt <= 0:
-        raise ValueError(f"dt must be positive, got {dt}")
-    steps_per_unit = round(1.0 / dt)
-    if abs(steps_per_unit * dt - 1.0) > 1e-9:
-        raise ValueError(f"1/dt must be an integer so that samples fall on the grid, got dt={dt}")
-    if int(sample_every) != sample_every or sample_every < 1:
-        raise ValueError(f"sample_every must be a positive integer (time units), got {sample_every}")
-    if int(discard) != discard or discard < 0:
-        raise ValueError(f"discard must be a non-negative integer (time units), got {discard}")
-    delay = tau / dt  # delay in grid steps
-    if delay < 1.0:
-        raise ValueError(f"tau must be at least dt (tau={tau}, dt={dt})")
-
-    sample_every = int(sample_every)
-    discard = int(discard)
-    n_hist = int(math.ceil(delay)) + 1  # grid points covering [-tau, 0], the last one is t = 0
-    n_steps = (discard + (n - 1) * sample_every) * steps_per_unit
-
-    history = np.full(n_hist, float(x0))
-    if seed is not None:
-        history = history + np.random.default_rng(seed).uniform(-0.05, 0.05, size=n_hist)
-    buf = history.tolist()  # Python floats: far faster than numpy scalars in this loop
-
-    # Linear interpolation weights for the delayed value at the stage offsets 0, 1/2, 1
-    # (in steps) relative to the current grid index g: x(g + off - delay).
-    def weights(off: float) -> tuple[int, float]:
-        p = off - delay
-        j = math.floor(p)
-        return j, p - j
-
-    (j0, w0), (jh, wh), (j1, w1) = weights(0.0), weights(0.5), weights(1.0)
-    half = 0.5 * dt
-
-    def f(x: float, xd: float) -> float:
-        return beta * xd / (1.0 + xd**n_exp) - gamma * x
-
-    buf.append(0.0)  # slot read with zero weight when tau/dt == 1
-    g = n_hist - 1  # grid index of t = 0
-    x = buf[g]
-    for _ in range(n_steps):
-        d0 = (1.0 - w0) * buf[g + j0] + w0 * buf[g + j0 + 1]
-        dh = (1.0 - wh) * buf[g + jh] + wh * buf[g + jh + 1]
-        d1 = (1.0 - w1) * buf[g + j1] + w1 * buf[g + j1 + 1]
-        k1 = f(x, d0)
-        k2 = f(x + half * k1, dh)
-        k3 = f(x + half * k2, dh)
-        k4 = f(x + dt * k3, d1)
-        x = x + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-        g += 1
-        buf[g] = x
-        buf.append(0.0)
-    grid = np.asarray(buf[: g + 1])
-    first = n_hist - 1 + discard * steps_per_unit
-    return grid[first :: sample_every * steps_per_unit][:n].copy()
-
-
-def sine_mixture(
-    n: int,
-    periods: Sequence[float] = (12.0, 50.0),
-    amplitudes: Sequence[float] | None = None,
-    noise: float = 0.1,
-    seed: int | None = 0,
-    phases: Sequence[float] | None = None,
-) -> np.ndarray:
-    """Sum of sines plus Gaussian noise: ``sum_k a_k sin(2 pi t / p_k + phi_k) + noise * N(0, 1)``.
-
-    ``t = 0 .. n-1``; ``amplitudes`` default to 1 for every period, ``phases`` to 0.
-    The noise is drawn from ``numpy.random.default_rng(seed)``. Returns float64 ``(n,)``.
-    """
-    n = int(n)
-    if n <= 0:
-        raise ValueError(f"n must be positive, got {n}")
-    periods = [float(p) for p in periods]
-    if not periods or any(p <= 0 for p in periods):
-        raise ValueError(f"periods must be a non-empty list of positive numbers, got {periods}")
-    amps = [1.0] * len(periods) if amplitudes is None else [float(a) for a in amplitudes]
-    phs = [0.0] * len(periods) if phases is None else [float(p) for p in phases]
-    if len(amps) != len(periods) or len(phs) != len(periods):
-        raise ValueError(
-            f"periods ({len(periods)}), amplitudes ({len(amps)}) and phases ({len(phs)}) differ in length"
-        )
-    t = np.arange(n, dtype=np.float64)
-    y = np.zeros(n)
-    for p, a, ph in zip(periods, amps, phs, strict=True):
-        y += a * np.sin(2.0 * np.pi * t / p + ph)
-    if noise:
-        y += float(noise) * np.random.default_rng(seed).standard_normal(n)
-    return y
 
 
 # --------------------------------------------------------------------------- splits
@@ -309,19 +176,11 @@ class Scaler:
             raise RuntimeError("Scaler is not fitted")
         return {"kind": "zscore", "mean": self.mean.tolist(), "std": self.std.tolist()}
 
-    def to_json(self) -> str:
-        """JSON text (floats written with repr precision, so the round trip is exact)."""
-        return json.dumps(self.to_dict())
-
     @classmethod
     def from_dict(cls, d: dict) -> Scaler:
         if d.get("kind", "zscore") != "zscore":
             raise ValueError(f"unknown scaler kind {d.get('kind')!r}")
         return cls(d["mean"], d["std"])
-
-    @classmethod
-    def from_json(cls, text: str) -> Scaler:
-        return cls.from_dict(json.loads(text))
 
     def __repr__(self) -> str:
         return f"Scaler(mean={self.mean!r}, std={self.std!r})"
@@ -406,43 +265,3 @@ def make_windows(
     in_idx = origins[:, None] + np.arange(-lookback, 0)[None, :]
     tg_idx = origins[:, None] + np.arange(horizon)[None, :]
     return x[in_idx], x[tg_idx][:, :, cols]
-
-
-def make_next_step_windows(
-    series: np.ndarray,
-    length: int,
-    start: int = 0,
-    stop: int | None = None,
-    *,
-    target_cols: Sequence[int] | None = None,
-    stride: int = 1,
-) -> tuple[np.ndarray, np.ndarray]:
-    """N->N windows: inputs ``series[s:s+length]``, targets ``series[s+1:s+length+1]``.
-
-    The target at every input step is the next value. All target indices lie in
-    ``[start, stop)``, so the first input may be ``series[start - 1]`` (one step of
-    earlier history), never more. Windows start at ``s = max(0, start - 1)`` and move
-    by ``stride`` (use ``stride=length`` for non-overlapping windows). Returns
-    ``(N, length, F)`` and ``(N, length, len(target_cols))``.
-    """
-    x = _as_2d(series)
-    T = x.shape[0]
-    stop = T if stop is None else int(stop)
-    start = int(start)
-    if int(length) != length or length <= 0:
-        raise ValueError(f"length must be a positive integer, got {length}")
-    if int(stride) != stride or stride <= 0:
-        raise ValueError(f"stride must be a positive integer, got {stride}")
-    _check_span(T, start, stop)
-    first = max(0, start - 1)
-    last = stop - length - 1  # last s with s + length + 1 <= stop
-    if last < first:
-        need = first + length + 1
-        raise ValueError(
-            f"no window fits: the series has length {T} and the span is [{start}, {stop}); with "
-            f"length={length} the span must end at >= {need}, i.e. the series must have length >= {need}"
-        )
-    starts = np.arange(first, last + 1, int(stride))
-    idx = starts[:, None] + np.arange(length)[None, :]
-    cols = list(range(x.shape[1])) if target_cols is None else list(target_cols)
-    return x[idx], x[idx + 1][:, :, cols]

@@ -51,14 +51,10 @@ def _codepoints(text: str) -> np.ndarray:
 class CharVocab:
     """Character vocabulary: id `i` is the i-th of the sorted distinct characters.
 
-    Unknown-token mode: with `unk=None` (the default) encoding a character outside the
-    vocabulary raises `ValueError` naming it. With `unk` set to one character (for example
-    "\\ufffd"), unknown characters map to that character's id instead. If the training text
-    does not contain `unk`, it gets the last id (`size - 1`), so the ids of the real
-    characters are the same as without an unknown token.
+    Encoding a character outside the vocabulary raises `ValueError` naming it.
     """
 
-    def __init__(self, chars: Sequence[str], unk: str | None = None):
+    def __init__(self, chars: Sequence[str]):
         chars = tuple(chars)
         if not chars:
             raise ValueError("a CharVocab needs at least one character, got none")
@@ -68,25 +64,18 @@ class CharVocab:
         if len(set(chars)) != len(chars):
             dups = sorted({c for c in chars if chars.count(c) > 1})
             raise ValueError(f"CharVocab characters must be distinct, got duplicates {dups!r}")
-        if unk is not None:
-            if not isinstance(unk, str) or len(unk) != 1:
-                raise ValueError(f"unk must be one character or None, got {unk!r}")
-            if unk not in chars:
-                chars = chars + (unk,)
         self.chars = chars
-        self.unk = unk
         cps = _codepoints("".join(chars))
         order = np.argsort(cps, kind="stable")
         self._sorted_cps = cps[order]
         self._sorted_ids = order.astype(np.int32)
-        self._unk_id = chars.index(unk) if unk is not None else None
 
     @classmethod
-    def from_text(cls, text: str, unk: str | None = None) -> CharVocab:
+    def from_text(cls, text: str) -> CharVocab:
         """Builds the vocabulary of the sorted distinct characters of `text`."""
         if not text:
             raise ValueError("cannot build a CharVocab from an empty text")
-        return cls(sorted(set(text)), unk=unk)
+        return cls(sorted(set(text)))
 
     @property
     def size(self) -> int:
@@ -96,10 +85,10 @@ class CharVocab:
         return len(self.chars)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, CharVocab) and (self.chars, self.unk) == (other.chars, other.unk)
+        return isinstance(other, CharVocab) and self.chars == other.chars
 
     def __repr__(self) -> str:
-        return f"CharVocab(size={self.size}, unk={self.unk!r})"
+        return f"CharVocab(size={self.size})"
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of the characters of `text`, int32 of shape (len(text),)."""
@@ -111,15 +100,12 @@ class CharVocab:
         known = self._sorted_cps[pos] == cps
         ids = self._sorted_ids[pos]
         if not known.all():
-            if self._unk_id is None:
-                missing = sorted({chr(c) for c in cps[~known]})
-                raise ValueError(
-                    f"{int((~known).sum())} characters of the text are not in the vocabulary "
-                    f"of {self.size} characters: {''.join(missing[:20])!r}"
-                    f"{' ...' if len(missing) > 20 else ''} ({len(missing)} distinct); "
-                    "build the vocabulary from this text or pass unk= to map them to one id"
-                )
-            ids = np.where(known, ids, self._unk_id)
+            missing = sorted({chr(c) for c in cps[~known]})
+            raise ValueError(
+                f"{int((~known).sum())} characters of the text are not in the vocabulary "
+                f"of {self.size} characters: {''.join(missing[:20])!r}"
+                f"{' ...' if len(missing) > 20 else ''} ({len(missing)} distinct)"
+            )
         return ids.astype(np.int32)
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -135,13 +121,13 @@ class CharVocab:
         return "".join(self.chars[i] for i in ids.tolist())
 
     def to_json(self) -> str:
-        return json.dumps({"kind": "char", "chars": "".join(self.chars), "unk": self.unk})
+        return json.dumps({"kind": "char", "chars": "".join(self.chars)})
 
     @classmethod
     def from_json(cls, data: str | Mapping) -> CharVocab:
         """Inverse of `to_json`; accepts the JSON string or the already parsed dict."""
         obj = _load_json(data, "char")
-        return cls(list(obj["chars"]), unk=obj.get("unk"))
+        return cls(list(obj["chars"]))
 
 
 # A word is a run of letters/digits, optionally joined by apostrophes (don't, it's);

@@ -2,8 +2,8 @@
 
 `tfds.data_source` opens a prepared dataset's array_record files and decodes examples with
 numpy, so reading needs no TensorFlow. Preparing (downloading and converting) a dataset is
-another matter: it needs a network, and for most datasets TensorFlow. This workplace has
-neither, so:
+another matter: it needs a network, and for most datasets TensorFlow. For a machine with
+neither:
 
 * `load_split` turns "not prepared and cannot be prepared here" into one `DatasetUnavailableError`
   that says so and names the offline alternatives, instead of a deep stack trace;
@@ -40,7 +40,7 @@ _LEGACY_MODULES = {"glue": "tensorflow_datasets.text.glue"}
 
 # What to use instead, per dataset, when TFDS cannot provide it offline.
 _OFFLINE_HINTS = {
-    "tiny_shakespeare": "--config.data.text_file=PATH (any UTF-8 text file)",
+    "tiny_shakespeare": "--config.data.source=file --config.data.text_file=PATH (any UTF-8 text file)",
     "imdb_reviews": (
         "--config.data.source=imdb_dir --config.data.path=DIR (an unpacked aclImdb directory), "
         "--config.data.source=csv|jsonl --config.data.path=FILE, or --config.data.source=generated"
@@ -119,35 +119,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_records(source, fields: Sequence[str] | None = None, chunk: int = 1024) -> list[dict]:
-    """All examples of a random-access source as Python dicts (bytes decoded, scalars unboxed).
+def to_records(source, fields: Sequence[str] | None = None) -> list[dict]:
+    """All examples of a random-access source (e.g. from `load_split`) as Python dicts.
 
-    `fields` keeps only those features (all of them when None); a missing one raises KeyError
-    naming the features the source has.
+    Grain reads the source (`grain.MapDataset.source`, in order, with its read threads); bytes
+    are decoded as UTF-8 and scalars unboxed. `fields` keeps only those features (all of them
+    when None); a missing one raises KeyError naming the features the source has.
     """
-    n = len(source)
-    getitems = getattr(source, "__getitems__", None)
-    out = []
-    for start in range(0, n, chunk):
-        keys = list(range(start, min(start + chunk, n)))
-        examples = None
-        if getitems is not None:
-            try:  # batched reads are faster on real array_record files
-                examples = getitems(keys)
-            except TypeError:
-                # tfds.testing.mock_data's stand-in source has an unbound __getitems__;
-                # fall back to one read per example.
-                getitems = None
-        if examples is None:
-            examples = [source[i] for i in keys]
-        for ex in examples:
-            if fields is not None:
-                missing = [f for f in fields if f not in ex]
-                if missing:
-                    raise KeyError(f"features {missing} not in the dataset, which has {sorted(ex)}")
-                ex = {f: ex[f] for f in fields}
-            out.append({k: _plain(v) for k, v in ex.items()})
-    return out
+    import grain
+
+    def plain(example: Mapping[str, Any]) -> dict:
+        if fields is not None:
+            missing = [f for f in fields if f not in example]
+            if missing:
+                raise KeyError(f"features {missing} not in the dataset, which has {sorted(example)}")
+            example = {f: example[f] for f in fields}
+        return {k: _plain(v) for k, v in example.items()}
+
+    return list(grain.MapDataset.source(source).map(plain).to_iter_dataset())
 
 
 def tiny_shakespeare_text(split: str = "train", data_dir: str | None = None, download: bool = True) -> str:

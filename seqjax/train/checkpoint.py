@@ -8,19 +8,21 @@ Each step directory holds four items (``ocp.args.Composite``):
 
 One ``CheckpointManager`` keeps the ``max_to_keep`` latest steps and, through Orbax's
 ``AnyPreservationPolicy(LatestN, BestN)``, the best step by ``train.best_metric``, whose value is
-stored as the step's Orbax metrics. Saves are asynchronous; Orbax writes into a temporary
-directory and renames it when complete, so a killed run leaves no step directory half-written
-(leftover temporaries are removed when the manager is next opened).
+stored as the step's Orbax metrics; Orbax's ``best_step()`` names it (a step without the metric,
+or with a non-finite value, ranks worst; with no step ranked, the latest is the best).
+
+Saves are asynchronous; Orbax writes into a temporary directory and renames it when complete, so
+a killed run leaves no step directory half-written (leftover temporaries are removed when the
+manager is next opened).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import shutil
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import orbax.checkpoint as ocp
@@ -43,9 +45,10 @@ def _metric_fn(name: str, mode: str):
     worst = math.inf if mode == "min" else -math.inf
 
     def value(metrics: Any) -> float:
-        if not isinstance(metrics, dict) or metrics.get(name) is None:
+        if not isinstance(metrics, dict) or not isinstance(metrics.get(name), (int, float)):
             return worst
-        return float(metrics[name])
+        value = float(metrics[name])
+        return value if math.isfinite(value) else worst
 
     return value
 
@@ -104,21 +107,11 @@ def save(
     )
 
 
-def best_step(manager: ocp.CheckpointManager, metric: str, mode: str) -> int | None:
-    """The saved step with the best ``metric``; the latest step if none recorded it."""
-    scored = []
-    for step in manager.all_steps():
-        value = (manager.metrics(step) or {}).get(metric)
-        if value is not None and math.isfinite(value):
-            scored.append((value if mode == "min" else -value, step))
-    return min(scored)[1] if scored else manager.latest_step()
-
-
 def best_value(manager: ocp.CheckpointManager, metric: str, mode: str) -> float | None:
-    step = best_step(manager, metric, mode)
-    if step is None:
-        return None
-    return (manager.metrics(step) or {}).get(metric)
+    """``metric`` at Orbax's best step (None when no step recorded a finite value of it)."""
+    step = manager.best_step()
+    value = None if step is None else _metric_fn(metric, mode)(manager.metrics(step) or {})
+    return value if value is not None and math.isfinite(value) else None
 
 
 def restore_params(manager: ocp.CheckpointManager, step: int, abstract_params: Any) -> Any:
@@ -198,50 +191,53 @@ def _set_aside(workdir: str, manager: ocp.CheckpointManager, bad: list[tuple[int
     manager.reload()
 
 
-def load_from_workdir(workdir: str, make_task=None, which: str = "latest") -> tuple[Any, Any, dict]:
-    """Rebuilds ``(config, params, metadata)`` from a workdir alone, restoring params only.
+class Restored(NamedTuple):
+    """A run rebuilt from its workdir by :func:`load_from_workdir`."""
 
-    ``make_task`` supplies the parameter structure through ``jax.eval_shape`` of its ``init`` (no
-    parameters are computed). It is called as ``make_task(config)``, or as
-    ``make_task(config, metadata)`` if it takes two arguments (e.g. to rebuild a vocabulary from
-    the metadata), or it may be a Task. Without it, params come back as saved (nested dicts of
-    arrays). ``which`` is 'latest' or 'best' (by the run's ``train.best_metric``).
+    task: Any  # task_class(config, metadata), or None when no task class was given
+    params: Any
+    config: Any  # the run's ConfigDict, as saved with the checkpoint
+    metadata: dict  # the data's metadata, as saved with the checkpoint
+    step: int
+
+
+def load_from_workdir(workdir: str, task_class=None, which: str = "latest") -> Restored:
+    """Rebuilds a trained run from its workdir alone, restoring the params of one checkpoint.
+
+    ``task_class`` is the experiment's Task: ``task_class(config, metadata)`` supplies the params'
+    structure through ``jax.eval_shape`` of its ``init`` (nothing is computed), and a checkpoint
+    of another experiment is refused naming it. Without it, params come back as saved (nested
+    dicts of arrays). ``which`` is 'latest' or 'best' (Orbax's best step by the run's
+    ``train.best_metric``).
     """
-    from seqjax.train.task import as_task, is_task
-
     if which not in ("latest", "best"):
         raise ValueError(f"which must be 'latest' or 'best', got {which!r}")
     directory = checkpoint_dir(workdir)
     if not os.path.isdir(directory):
-        raise FileNotFoundError(
-            f"no checkpoints in {workdir}: expected Orbax step directories under {directory} "
-            "(written by seqjax.train while training)"
-        )
+        raise FileNotFoundError(f"no checkpoints in {workdir}: expected Orbax step directories under {directory} "
+                                "(written by seqjax.train while training)")
     probe = open_manager(workdir, for_reading=True)
     if not probe.all_steps():
         raise FileNotFoundError(f"no checkpoints in {workdir}: {directory} holds no completed step directory")
     latest = probe.latest_step()
-    saved_config, _ = _restore_json(probe, latest)
-    train = saved_config.get("train", {})
-    metric, mode = train.get("best_metric", "val_loss"), train.get("best_mode", "min")
-    step = latest if which == "latest" else best_step(probe, metric, mode)
+    train = _restore_json(probe, latest)[0].get("train", {})
+    probe.close()
+    probe = open_manager(workdir, best_metric=train.get("best_metric", "val_loss"),
+                         best_mode=train.get("best_mode", "min"), for_reading=True)
+    step = latest if which == "latest" else probe.best_step()
     saved_config, metadata = _restore_json(probe, step)
     config = config_lib.from_dict(saved_config)
-    if make_task is not None:
-        if is_task(make_task):
-            task = as_task(make_task)
-        elif len(inspect.signature(make_task).parameters) >= 2:
-            task = as_task(make_task(config, metadata))
-        else:
-            task = as_task(make_task(config))
+    task, restore = None, ocp.args.StandardRestore()
+    if task_class is not None:
+        saved_by = metadata.get("experiment")
+        if task_class.name and saved_by and saved_by != task_class.name:
+            probe.close()
+            raise ValueError(f"{workdir} holds a {saved_by} run, not a {task_class.name} run")
+        task = task_class(config, metadata)
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-            jax.eval_shape(task.init, jax.random.PRNGKey(0)),
-        )
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                                jax.eval_shape(task.init, jax.random.PRNGKey(0)))
         restore = ocp.args.StandardRestore(abstract)
-    else:
-        restore = ocp.args.StandardRestore()
     params = probe.restore(step, args=ocp.args.Composite(params=restore))["params"]
     probe.close()
-    return config, params, metadata
+    return Restored(task, params, config, metadata, step)

@@ -1,92 +1,176 @@
-"""Command line shared by every experiment: ``python -m experiments.<name> [options]``.
+"""The command line every experiment shares: ``python -m experiments.<name> [VERB] [options]``.
+
+Training (no verb)::
 
     --workdir DIR               where the run lives; rerunning with the same DIR resumes it
                                 (default: a fresh runs/<name>/<YYYYmmdd-HHMMSS>)
-    --config FILE_OR_PRESET     a .py file with get_config(), or a preset name resolved as
+    --config FILE_OR_PRESET     a .py file with get_config(), or a preset name, the module
                                 experiments.<name>.configs.<preset> (default: 'default')
-    --config.KEY=VALUE          override one field, typed by its current value
-    --config.KEY VALUE          (same)
+    --config.KEY=VALUE          set one field, typed by its current value (--config.KEY VALUE too)
 
-Bad arguments exit with status 2 and a message before the workdir is created or touched; so does a
-``ConfigError`` raised by the experiment's ``make_task(config)``, which runs before that too, and a
-checkpoint whose ``model`` config differs. A non-finite loss exits with status 1.
+An inference verb (``sample``, ``predict``, ``translate``, ``forecast``) takes its own options,
+always with ``--workdir DIR`` of a trained run: ``python -m experiments.chargen sample --workdir W``.
+
+``--config`` and its overrides are ``ml_collections.config_flags`` flags (absl), as in flax's
+examples and big_vision. This module adds only what ``config_flags`` does not do:
+
+* a preset name is turned into the path of its file (``config_flags`` loads files only);
+* an unknown key fails naming the valid keys at its level (``config_flags`` raises an
+  ``AttributeError`` with one guess), and so does a whole section given a value;
+* every mistake is one line on stderr and exit status 2 (absl's ``app.run`` prints usage and
+  exits with 1), before anything is written.
+
+The experiment's data and model are then built from the config, still before the workdir
+exists, so bad input (an empty file, a bad label, an unprepared TFDS dataset, a config key that
+would be silently ignored, ...) is also one line with exit status 2. A checkpoint whose
+``model`` config differs exits 2 too; a non-finite loss exits 1.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
+import importlib
+import importlib.util
 import os
+import pkgutil
 import sys
 import time
+from collections.abc import Callable, Mapping
+
+from absl import flags
+from ml_collections import config_flags
 
 from seqjax.train import config as config_lib
 from seqjax.train.checkpoint import ResumeError
 from seqjax.train.loop import NonFiniteLossError, train
+from seqjax.train.task import Data, Task
+
+ConfigError = config_lib.ConfigError
+Verb = Callable[[list], object]
 
 
-class _Args:
-    def __init__(self):
-        self.workdir: str | None = None
-        self.config: str | None = None
-        self.overrides: list[tuple[str, str]] = []
-        self.help = False
+def available_presets(configs_package: str) -> list[str]:
+    try:
+        package = importlib.import_module(configs_package)
+    except ImportError:
+        return []
+    return sorted(m.name for m in pkgutil.iter_modules(getattr(package, "__path__", [])) if not m.ispkg)
 
 
-def parse_args(argv: list[str]) -> _Args:
-    """Splits argv into workdir, config spec and overrides; raises ConfigError on anything else."""
-    args, i = _Args(), 0
+def resolve_config(spec: str | None, configs_package: str) -> str:
+    """The file of ``--config SPEC``: SPEC itself if it names a file, else the preset's module file.
 
-    def value_of(flag: str, arg: str) -> tuple[str, int]:
-        if "=" in arg:
-            return arg.split("=", 1)[1], i + 1
-        if i + 1 >= len(argv):
-            raise config_lib.ConfigError(f"{flag} needs a value")
-        return argv[i + 1], i + 2
-
-    while i < len(argv):
-        arg = argv[i]
-        name = arg.split("=", 1)[0]
-        if arg in ("-h", "--help"):
-            args.help, i = True, i + 1
-        elif name == "--workdir":
-            args.workdir, i = value_of(name, arg)
-            if not args.workdir:
-                raise config_lib.ConfigError("--workdir needs a non-empty value")
-        elif name == "--config":
-            if args.config is not None:
-                raise config_lib.ConfigError("--config given twice")
-            args.config, i = value_of(name, arg)
-        elif name.startswith("--config."):
-            key = name[len("--config.") :]
-            if not key or any(not part for part in key.split(".")):
-                raise config_lib.ConfigError(f"{arg}: malformed key")
-            text, i = value_of(name, arg)
-            args.overrides.append((key, text))
-        else:
-            raise config_lib.ConfigError(
-                f"unexpected argument {arg!r}; "
-                "expected --workdir DIR, --config FILE_OR_PRESET, --config.KEY=VALUE"
-            )
-    return args
+    A ``:ARG`` suffix (passed by ``config_flags`` to ``get_config(ARG)``) is kept."""
+    spec = spec or "default"
+    path, sep, arg = spec.partition(":")
+    if path.endswith(".py") or os.sep in path or os.path.isfile(path):
+        if not os.path.isfile(path):
+            raise ConfigError(f"--config {spec}: no such file")
+        return spec
+    module = f"{configs_package}.{path}"
+    try:
+        found = importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        found = None
+    if found is None or not found.origin:
+        presets = available_presets(configs_package)
+        raise ConfigError(f"--config {spec}: not a file and not a preset ({module} not found); "
+                          f"presets: {', '.join(presets) or '(none found)'}")
+    return found.origin + sep + arg
 
 
-def build_config(args: _Args, configs_package: str) -> config_lib.ConfigDict:
-    config = config_lib.load_config(args.config, configs_package)
-    for key, text in args.overrides:
-        config_lib.apply_override(config, key, text)
-    config_lib.validate(config)
+def _config_value(argv: list[str]) -> tuple[int, str | None]:
+    """Index and value of ``--config`` in argv (the value may be the next argument)."""
+    for i, arg in enumerate(argv):
+        for flag in ("--config", "-config"):
+            if arg == flag:
+                if i + 1 >= len(argv):
+                    raise ConfigError("--config needs a value: a .py file or a preset name")
+                return i, argv[i + 1]
+            if arg.startswith(flag + "="):
+                return i, arg.split("=", 1)[1]
+    return -1, None
+
+
+def _load(path: str) -> config_lib.ConfigDict:
+    """The config that ``config_flags`` will build from ``path``, loaded here to check the overrides."""
+    file, _, arg = path.partition(":")
+    spec = importlib.util.spec_from_file_location("_seqjax_config_" + os.path.basename(file)[:-3], file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "get_config", None)):
+        raise ConfigError(f"--config {path}: {file} has no get_config()")
+    config = module.get_config(*([arg] if arg else []))
+    if not isinstance(config, config_lib.ConfigDict):
+        raise ConfigError(f"--config {path}: get_config() returned {type(config).__name__}, not a ConfigDict")
     return config
 
 
-def _usage(experiment: str, configs_package: str) -> str:
-    presets = config_lib.available_presets(configs_package)
-    doc = __doc__.split("\n\n")[0:2]
-    return (
-        f"usage: python -m experiments.{experiment} [--workdir DIR] [--config FILE_OR_PRESET] "
-        f"[--config.KEY=VALUE ...]\n{doc[1]}\npresets: {', '.join(presets) or '(none)'}"
-    )
+def _check_override(config: config_lib.ConfigDict, arg: str) -> None:
+    """Fails on ``--config.KEY`` naming a key that the config lacks, or a whole section."""
+    dotted = arg.split("=", 1)[0].lstrip("-")[len("config."):]
+    parts = dotted.split(".")
+    if not dotted or not all(parts):
+        raise ConfigError(f"{arg}: malformed key")
+    node = config
+    for depth, part in enumerate(parts):
+        where = ".".join(["config", *parts[:depth]])
+        if not isinstance(node, config_lib.ConfigDict):
+            raise ConfigError(f"--config.{dotted}: {where} is a {type(node).__name__}, not a section")
+        if part not in node:
+            valid = sorted(node.keys())
+            close = difflib.get_close_matches(part, valid, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"--config.{dotted}: unknown key '{part}' in {where}{hint}; "
+                              f"valid keys: {', '.join(valid)}")
+        node = node[part]
+    if isinstance(node, config_lib.ConfigDict):
+        raise ConfigError(f"--config.{dotted} is a section; set one of its keys: {', '.join(sorted(node.keys()))}")
 
 
-def _fresh_workdir(experiment: str) -> str:
+def parse_args(argv: list[str], configs_package: str) -> tuple[config_lib.ConfigDict, str | None]:
+    """``(config, workdir or None)`` from the training command line; raises ConfigError."""
+    argv = list(argv)
+    index, spec = _config_value(argv)
+    path = resolve_config(spec, configs_package)
+    if index >= 0:  # config_flags sees the resolved file
+        argv[index:index + (2 if argv[index] in ("--config", "-config") else 1)] = [f"--config={path}"]
+    loaded = _load(path)
+    for arg in argv:
+        if arg.startswith(("--config.", "-config.")):
+            _check_override(loaded, arg)
+    values = flags.FlagValues()
+    workdir = flags.DEFINE_string("workdir", None, "the run's directory", flag_values=values)
+    argv = ["seqjax"] + argv
+    config = config_flags.DEFINE_config_file("config", path, "config file or preset", flag_values=values,
+                                             sys_argv=argv)
+    try:
+        rest = values(argv)
+    except flags.Error as e:
+        message = str(e)
+        if isinstance(e, flags.UnrecognizedFlagError):
+            message += "; expected --workdir DIR, --config FILE_OR_PRESET, --config.KEY=VALUE"
+        raise ConfigError(message) from None
+    if rest[1:]:
+        raise ConfigError(f"unexpected argument {rest[1]!r}; expected --workdir DIR, --config FILE_OR_PRESET, "
+                          "--config.KEY=VALUE (a true/false key takes '=': --config.KEY=false)")
+    if workdir.value is not None and not workdir.value:
+        raise ConfigError("--workdir needs a non-empty value")
+    result = config.value
+    config_lib.validate(result)
+    return result, workdir.value
+
+
+def _usage(experiment: str, configs_package: str, verbs: Mapping[str, Verb]) -> str:
+    presets = available_presets(configs_package)
+    doc = __doc__.split("\n\n")[2]
+    verb = f"\n       python -m experiments.{experiment} {{{','.join(verbs)}}} --workdir DIR ..." if verbs else ""
+    return (f"usage: python -m experiments.{experiment} [--workdir DIR] [--config FILE_OR_PRESET] "
+            f"[--config.KEY=VALUE ...]{verb}\n{doc}\npresets: {', '.join(presets) or '(none)'}")
+
+
+def fresh_workdir(experiment: str) -> str:
     """``runs/<experiment>/<YYYYmmdd-HHMMSS>``, with a suffix if a run started in the same second."""
     base = os.path.join("runs", experiment, time.strftime("%Y%m%d-%H%M%S"))
     workdir, n = base, 1
@@ -100,43 +184,68 @@ def _format_value(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def main(
-    experiment: str, make_task, argv: list[str] | None = None, *, configs_package: str | None = None
-) -> dict:
-    """Parses the command line, trains, prints ``final: key=value ...``; returns the final metrics.
+def verb_parser(experiment: str, verb: str, description: str) -> argparse.ArgumentParser:
+    """An inference verb's parser, with the options every verb has: ``--workdir`` and ``--which``."""
+    parser = argparse.ArgumentParser(prog=f"python -m experiments.{experiment} {verb}", description=description)
+    parser.add_argument("--workdir", required=True, help="a trained run's workdir (holds checkpoints/)")
+    parser.add_argument("--which", choices=("best", "latest"), default="best",
+                        help="which checkpoint: the best by the run's train.best_metric (default), or the latest")
+    return parser
 
-    ``configs_package`` defaults to ``experiments.<experiment>.configs``.
-    """
+
+def run_verb(parser: argparse.ArgumentParser, argv: list[str], body: Callable[[argparse.Namespace], object]):
+    """Parses ``argv`` and runs ``body(args)``; a ValueError or OSError is one line and exit status 2."""
+    args = parser.parse_args(argv)
+    try:
+        return body(args)
+    except (ValueError, OSError) as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+
+
+def fail(prog: str, message: str, code: int = 2):
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(code) from None
+
+
+def main(experiment: str, task_class: type[Task], load_data: Callable[[config_lib.ConfigDict], Data],
+         argv: list[str] | None = None, *, verbs: Mapping[str, Verb] | None = None,
+         configs_package: str | None = None) -> dict | object:
+    """Runs a verb, or parses the command line, trains and prints ``final: key=value ...``.
+
+    Returns the final metrics (or the verb's result). ``configs_package`` defaults to
+    ``experiments.<experiment>.configs``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbs = dict(verbs or {})
+    if argv and argv[0] in verbs:
+        return verbs[argv[0]](argv[1:])
     configs_package = configs_package or f"experiments.{experiment}.configs"
     prog = f"experiments.{experiment}"
     try:
-        args = parse_args(argv)
-        if args.help:
-            print(_usage(experiment, configs_package))
-            print("\nconfig:\n" + str(build_config(args, configs_package)))
-            raise SystemExit(0)
-        config = build_config(args, configs_package)
-    except config_lib.ConfigError as e:
-        print(f"{prog}: error: {e}\n(run with --help for usage)", file=sys.stderr)
-        raise SystemExit(2) from None
-
-    workdir = args.workdir or _fresh_workdir(experiment)
-    # Build the task (read and check the data) before anything is written: bad input (an empty
+        if argv and not argv[0].startswith("-"):
+            raise ConfigError(f"unknown command {argv[0]!r}; expected options"
+                              + (f" or one of {', '.join(verbs)}" if verbs else ""))
+        want_help = any(a in ("-h", "--help") for a in argv)
+        config, workdir = parse_args([a for a in argv if a not in ("-h", "--help")], configs_package)
+    except ConfigError as e:
+        fail(prog, str(e))
+    if want_help:
+        print(_usage(experiment, configs_package, verbs))
+        print("\nconfig:\n" + str(config))
+        raise SystemExit(0)
+    workdir = workdir or fresh_workdir(experiment)
+    # Read and check the data and build the model before anything is written: bad input (an empty
     # file, a bad label, an unprepared TFDS dataset, ...) is reported in one line, workdir untouched.
     try:
-        task = make_task(config)
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        data = load_data(config)
+        task = task_class(config, data.metadata)
+    except (ValueError, OSError, RuntimeError) as e:  # ConfigError is a ValueError
+        fail(prog, str(e))
     try:
-        final = train(config, workdir, task)
-    except (ResumeError, config_lib.ConfigError) as e:  # make_task may reject the config, too
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        final = train(config, workdir, task, data)
+    except (ResumeError, ConfigError) as e:
+        fail(prog, str(e))
     except NonFiniteLossError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail(prog, str(e), code=1)
     print("final: " + " ".join(f"{k}={_format_value(v)}" for k, v in final.items()), flush=True)
     print(f"{prog}: results in {os.path.abspath(workdir)}; rerun with --workdir {workdir} to resume "
           "(raise --config.train.steps to train on)", flush=True)

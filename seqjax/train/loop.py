@@ -1,6 +1,6 @@
-"""The shared training loop: ``train(config, workdir, make_task) -> final metrics``.
+"""The shared training loop: ``train(config, workdir, task, data) -> final metrics``.
 
-A run is a pure function of its config: step ``s`` trains on ``task.train_batch(s)`` with the key
+A run is a pure function of its config: step ``s`` trains on ``data.train[s]`` with the key
 ``fold_in(train_key, s)``. Rerunning with the same workdir restores the latest checkpoint and
 continues, so an interrupted run ends with the same params, bit for bit, as an uninterrupted one.
 
@@ -35,7 +35,7 @@ from seqjax.train.state import (
     make_optimizer,
     make_train_step,
 )
-from seqjax.train.task import as_task, is_task
+from seqjax.train.task import Data, Task
 
 FINAL_FILE = "final.json"
 CONFIG_FILE = "config.json"
@@ -70,8 +70,8 @@ def _better(value: Any, best: float | None, mode: str) -> bool:
 class _Run:
     """One ``train`` call: the task, its jitted steps, the checkpoint manager and the records."""
 
-    def __init__(self, config, workdir: str, task, devices):
-        self.config, self.workdir, self.task = config, workdir, task
+    def __init__(self, config, workdir: str, task: Task, data: Data, devices):
+        self.config, self.workdir, self.task, self.data = config, workdir, task, data
         self.t = t = config.train
         self.config_dict = config_lib.to_dict(config)
         self.placement = Placement(devices)
@@ -127,20 +127,17 @@ class _Run:
 
     def loop(self, state: TrainState, records: Records, session_start: float) -> tuple[TrainState, dict]:
         """Trains from ``state.step`` to ``train.steps``; returns the state and the last record."""
-        t, task = self.t, self.task
-        metadata = task.metadata()
+        t, task, data = self.t, self.task, self.data
+        metadata = {"experiment": task.name, **data.metadata}
         try:
             json.dumps(metadata)
         except (TypeError, ValueError) as e:
-            raise TypeError(
-                f"{type(task).__name__}.metadata() must be JSON-able (it is saved beside "
-                f"each checkpoint): {e}"
-            ) from None
+            raise TypeError(f"the data's metadata must be JSON-able (it is saved with each checkpoint): {e}") from None
         best = ckpt.best_value(self.manager, t.best_metric, t.best_mode)
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()
         for step in range(int(jax.device_get(state.step)), t.steps):
-            batch = task.train_batch(step)
+            batch = data.train[step]
             tokens += task.batch_tokens(batch)
             state, metrics = self.step_fn(state, self.placement.put_batch(batch), self.train_key)
             pending.append(metrics)
@@ -168,7 +165,7 @@ class _Run:
                     self.check_best_metric(record)
                 records.write(record)
                 last_record = record
-                task.on_log(state.params, done)
+                task.on_log(state.params, done, data)
             improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
             if do_save or improved:  # a new best is saved even between checkpoint steps
                 # an async save reads its arrays after the next steps have run: give it copies,
@@ -180,13 +177,13 @@ class _Run:
         return state, last_record
 
     def evaluate(self, params) -> dict:
-        """Averages over ``task.eval_batches()``, run in order; the task state is carried from one
-        batch to the next (as in training), restarting from ``init_state`` when the batch size changes."""
-        pending, state, size = [], None, None
-        for batch in self.task.eval_batches():
-            batch_size = int(np.shape(next(iter(batch.values())))[0])
-            if batch_size != size:
-                state, size = self.placement.put_state(self.task.init_state(batch_size)), batch_size
+        """Averages over ``data.val``, run in order; the task state starts from ``init_state`` and
+        is carried from one batch to the next (as in training)."""
+        pending, state, val = [], None, self.data.val
+        for i in range(len(val)):
+            batch = val[i]
+            if state is None:
+                state = self.placement.put_state(self.task.init_state(self.config.eval.batch_size))
             metrics, state = self.eval_fn(params, self.placement.put_batch(batch), self.eval_key, state)
             pending.append(metrics)
         return _averages(pending, "val_") if pending else {}
@@ -229,7 +226,7 @@ class _Run:
         self.final_eval_step = int(jax.device_get(state.step))
         if self.t.get("final_eval", "best") != "best":
             return state.params
-        step = ckpt.best_step(self.manager, self.t.best_metric, self.t.best_mode)
+        step = self.manager.best_step()
         if step is None or step == self.final_eval_step:
             return state.params
         self.final_eval_step = step
@@ -245,8 +242,9 @@ class _Run:
         final.update({k: v for k, v in last_record.items() if k.startswith("train_")})
         val = {k: v for k, v in last_record.items() if k.startswith("val_")}
         final.update(val or self.evaluate(state.params))
-        final.update(self.task.final_eval(self.final_params(state), self.workdir) or {})
+        final.update(self.task.final_eval(self.final_params(state), self.data, self.workdir) or {})
         final["final_eval_step"] = self.final_eval_step
+        final["num_params"] = int(sum(np.size(x) for x in jax.tree.leaves(state.params)))
         final["train_time_s"] = last_record.get("time")
         final["wall_time_s"] = round(time.perf_counter() - session_start, 3)
         final = {k: (v.item() if isinstance(v, (np.generic, jax.Array)) else v) for k, v in final.items()}
@@ -258,11 +256,12 @@ class _Run:
         return final
 
 
-def train(config, workdir: str, make_task, *, progress_bar: bool | None = None, devices=None) -> dict:
+def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | None = None,
+          devices=None) -> dict:
     """Trains (or resumes) the run in ``workdir`` and returns its final metrics.
 
-    ``make_task`` is ``make_task(config) -> Task`` (called before the workdir is created, so a
-    ``ConfigError`` it raises leaves nothing behind) or a Task. Writes ``config.json``,
+    ``task`` and ``data`` are the experiment's (see :mod:`seqjax.train.task`); build them before
+    calling, so that bad input fails before the workdir exists. Writes ``config.json``,
     ``metrics.jsonl``, TensorBoard events, checkpoints, ``loss.png`` and ``final.json``.
     ``devices`` (default: all) are the data-parallel mesh; ``progress_bar`` defaults to
     "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite
@@ -271,8 +270,7 @@ def train(config, workdir: str, make_task, *, progress_bar: bool | None = None, 
     session_start = time.perf_counter()
     config_lib.validate(config)
     workdir = os.path.abspath(workdir)
-    task = as_task(make_task if is_task(make_task) else make_task(config))
-    run = _Run(config, workdir, task, devices)
+    run = _Run(config, workdir, task, data, devices)
     try:
         state, resumed = run.open()
         start = int(jax.device_get(state.step))

@@ -67,8 +67,7 @@ class Records:
         with open(self.path + ".tmp", "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in kept)
         os.replace(self.path + ".tmp", self.path)
-        # other lines (e.g. an experiment's test metrics) may carry no time
-        self.time_offset = next((float(r["time"]) for r in reversed(kept) if "time" in r), 0.0)
+        self.time_offset = float(kept[-1]["time"]) if kept else 0.0
         self._file = open(self.path, "a")
 
         self._tb = _summary_writer()(

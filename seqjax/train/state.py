@@ -164,7 +164,13 @@ class Placement:
         return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated), tree)
 
     def put_batch(self, batch: dict) -> dict:
-        """Splits each array along its first axis across devices (replicating any that cannot be)."""
+        """Global arrays from this process's rows of a global batch, split along their first axis
+        across the devices (arrays that cannot be split are replicated, with a warning).
+
+        With several JAX processes each holds its own rows (``seqjax.data.pipeline``), and
+        ``jax.make_array_from_process_local_data`` joins them into the global batch."""
+        if jax.process_count() > 1:
+            return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self.sharded, np.asarray(x)), batch)
         if self.num_devices == 1:
             return jax.device_put(batch, self.replicated)
 

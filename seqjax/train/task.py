@@ -1,18 +1,26 @@
-"""The Task: what an experiment supplies to the shared trainer.
+"""What an experiment supplies to the shared trainer: a :class:`Task` (model and loss) and its :class:`Data`.
 
-The trainer owns the loop, the optimizer, checkpoints and records; a task owns its model, its
-data and its loss. Subclass :class:`Task` to inherit the defaults of the optional methods, or
-write any object with the same methods (missing optional ones fall back to the defaults here).
+The trainer owns the loop, the optimizer, checkpoints and records. An experiment owns:
+
+* its data, built from the config: ``data.load(config) -> Data``, with the training batches,
+  the validation batches and ``metadata``, the JSON facts the model needs (a vocabulary, a
+  scaler, ...), saved beside every checkpoint;
+* its task, built from the config and that metadata alone: ``Task(config, metadata)``. So
+  ``sample``, ``predict`` and the other inference commands rebuild the model from a workdir,
+  without reading any data.
 
 Metrics follow the flax sst2 convention: ``loss`` returns ``{name: (sum, count)}`` and the host
 reports ``sum / count`` accumulated over steps (training) or batches (validation), so a metric is
-weighted by whatever the task counts (examples, tokens, ...).
+weighted by whatever the task counts (examples, tokens, ...). Every batch has a ``weight`` per
+example (0 for the fillers of a padded evaluation batch, see :mod:`seqjax.data.pipeline`), and a
+task weights its sums and counts by it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -22,83 +30,52 @@ Batch = dict  # name -> np.ndarray, batch axis first
 Metrics = dict  # name -> (sum, count)
 
 
-@runtime_checkable
-class Task(Protocol):
-    """An experiment's model, data and loss. Only ``init``, ``loss``, ``train_batch`` and
-    ``eval_batches`` are required."""
+@dataclasses.dataclass
+class Data:
+    """One run's data. Experiments subclass it to carry what their ``final_eval`` reads (a test split, ...)."""
+
+    train: Sequence[Batch]  # train[s]: this process's rows of step s's batch (seqjax.data.train_batches)
+    val: Sequence[Batch]  # validation batches, in order (seqjax.data.eval_batches); may be empty
+    metadata: dict  # JSON facts the Task needs to rebuild the model, saved with each checkpoint
+
+
+class Task:
+    """An experiment's model and loss, rebuilt from ``(config, metadata)`` alone.
+
+    Subclasses set ``name`` (the experiment, saved with each checkpoint, so that a workdir says
+    whose run it holds) and implement ``init`` and ``loss``; the other methods have defaults.
+    ``__init__`` may raise :class:`~seqjax.train.config.ConfigError` for a bad ``model`` section.
+    """
+
+    name = ""
+
+    def __init__(self, config, metadata: dict):
+        self.config = config
+        self.metadata = dict(metadata)
 
     def init(self, rng: jax.Array) -> Params:
         """Returns the parameter pytree (jax arrays)."""
-        ...
+        raise NotImplementedError
 
-    def loss(
-        self, params: Params, batch: Batch, rng: jax.Array, *, train: bool, state: Any
-    ) -> tuple[jax.Array, tuple[Metrics, Any]]:
+    def loss(self, params: Params, batch: Batch, rng: jax.Array, *, train: bool,
+             state: Any) -> tuple[jax.Array, tuple[Metrics, Any]]:
         """Returns ``(scalar loss to minimise, (metrics, new_state))``; traced under jit."""
-        ...
-
-    def train_batch(self, step: int) -> Batch:
-        """The batch for ``step``; a pure function of (config seed, step) so a resumed run sees
-        the same data order."""
-        ...
-
-    def eval_batches(self) -> Iterable[Batch]:
-        """A finite validation set; may be empty. Batches are evaluated in order with the task
-        state carried from one to the next (reset to ``init_state`` when the batch size changes);
-        a task whose batches are independent ignores ``state`` when ``train=False``."""
-        ...
+        raise NotImplementedError
 
     def init_state(self, batch_size: int) -> Any:
-        """Task state carried across train steps (e.g. the hidden state of stateful truncated
-        BPTT). ``None`` when unused."""
+        """State carried across train steps (e.g. the hidden state of stateful truncated BPTT), or
+        None. Evaluation starts each pass from ``init_state`` and carries it from batch to batch."""
         return None
 
-    def metadata(self) -> dict:
-        """JSON-able facts needed to use the params later (e.g. the vocabulary)."""
-        return {}
-
     def batch_tokens(self, batch: Batch) -> int:
-        """Tokens in a batch, for tokens/s: by default the product of the first two dimensions
-        of the first array."""
+        """Tokens in a batch, for tokens/s: by default the product of the first two dimensions of
+        the first array."""
         first = np.shape(next(iter(batch.values())))
         return int(np.prod(first[:2])) if first else 1
 
-    def on_log(self, params: Params, step: int) -> None:
+    def on_log(self, params: Params, step: int, data: Data) -> None:
         """Called at every log point (e.g. to print a sample)."""
 
-    def final_eval(self, params: Params, workdir: str) -> dict:
+    def final_eval(self, params: Params, data: Data, workdir: str) -> dict:
         """Test metrics (and plots written into ``workdir``) at the end of training."""
         return {}
-
-
-_OPTIONAL = ("init_state", "metadata", "batch_tokens", "on_log", "final_eval")
-_REQUIRED = ("init", "loss", "train_batch", "eval_batches")
-
-
-class _Completed:
-    """Wraps a duck-typed task, filling in the optional methods it lacks."""
-
-    def __init__(self, task: Any):
-        self._task = task
-
-    def __getattr__(self, name: str) -> Any:
-        if hasattr(self._task, name):
-            return getattr(self._task, name)
-        if name in _OPTIONAL:
-            return getattr(Task, name).__get__(self)
-        raise AttributeError(name)
-
-
-def as_task(obj: Any) -> Task:
-    """Returns ``obj`` with every Task method present; raises ``TypeError`` naming what is missing."""
-    missing = [name for name in _REQUIRED if not callable(getattr(obj, name, None))]
-    if missing:
-        raise TypeError(f"{type(obj).__name__} is not a Task: missing {', '.join(missing)}")
-    if all(callable(getattr(obj, name, None)) for name in _OPTIONAL):
-        return obj
-    return _Completed(obj)
-
-
-def is_task(obj: Any) -> bool:
-    """A task instance (not a task class or a factory): has the required methods."""
-    return not isinstance(obj, type) and all(callable(getattr(obj, name, None)) for name in _REQUIRED)

@@ -2,9 +2,10 @@
 
     ./launch.sh                      # same as: ./launch.sh chargen
     ./launch.sh chargen --workdir runs/chargen/mine      # rerun the same line to resume
+    ./launch.sh chargen sample --workdir runs/chargen/mine --prompt "The "
 
-Cost: 3.5-5 minutes on a 2-core CPU (1000 steps of 32 x 128 characters; measured 202 s and 275 s).
-Expected: validation loss about 1.31 nats/char (measured 1.311), and samples that look like
+Cost: 3.5-5 minutes on a 2-core CPU (1000 steps of 32 x 128 characters; measured 202-275 s).
+Expected: validation loss about 1.31 nats/char (measured 1.309), and samples that look like
 Python's reference manual (indented code blocks, "**" headings) by the end.
 """
 
@@ -21,16 +22,16 @@ def get_config() -> ConfigDict:
         embed_dim=64,         # character embedding size
         hidden=256,           # hidden units per layer
         num_layers=2,         # stacked layers
-        dropout=0.0,          # between layers; the source articles' demo uses 0.2
+        dropout=0.0,          # between layers (needs num_layers > 1); the source articles' demo uses 0.2
         init="torch",         # torch | xavier_orthogonal | he_orthogonal
-        forget_bias=0.0,      # added to the LSTM forget gate (e.g. 1.0)
+        forget_bias=0.0,      # LSTM only: added to the forget gate (e.g. 1.0)
         matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
     ))
     config.data = ConfigDict(dict(
         source="embedded",    # embedded | file | tiny_shakespeare
-        text_file="",         # a local UTF-8 file; when set it wins over `source`
-        tfds_data_dir="",     # TFDS data_dir for tiny_shakespeare ('' = TFDS default)
-        train_fraction=0.9,   # first 90% trains, last 10% validates
+        text_file="",         # source='file': a local UTF-8 file
+        tfds_data_dir="",     # source='tiny_shakespeare': TFDS data_dir ('' = TFDS default)
+        train_fraction=0.9,   # embedded and file: first 90% trains, last 10% validates
         seq_len=128,          # characters per window (BPTT length)
         mode="windows",       # windows (random) | tbptt (stateful, carries h across windows)
         eval_windows=256,     # non-overlapping validation windows scored at each eval
@@ -51,4 +52,5 @@ def get_config() -> ConfigDict:
     t.eval_every = 250
     t.checkpoint_every = 250
     t.best_metric = "val_loss"
+    config.eval.batch_size = 256  # the 256 validation windows in one batch
     return config

@@ -1,6 +1,6 @@
 """The comparison protocol of ../shared/data/README.md (and the PyTorch reference run).
 
-    ./launch.sh chargen --config protocol --config.data.text_file=../shared/data/shakespeare.txt
+    ./launch.sh chargen --config protocol --config.data.text_file=PATH/shakespeare.txt
 
 Embedding 64, 2-layer LSTM(256), batch 32 random 128-char windows, Adam 2e-3, clip-norm 5,
 3000 steps; validation loss = mean cross-entropy (nats/char) over the first 256 non-overlapping

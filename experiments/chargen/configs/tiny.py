@@ -20,4 +20,5 @@ def get_config():
     config.train.log_every = 5
     config.train.eval_every = 10
     config.train.checkpoint_every = 10
+    config.eval.batch_size = 8
     return config

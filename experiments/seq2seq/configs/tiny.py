@@ -1,6 +1,6 @@
 """A seconds-long config for tests and smoke runs.
 
-    python -m experiments.seq2seq --config tiny --workdir /tmp/seq2seq_tiny
+    ./launch.sh seq2seq --config tiny --workdir /tmp/seq2seq_tiny
 
 Numbers of 1-3 digits, the default's architecture (BiGRU encoder, attention) at hidden 32.
 Cost: about 20 s on a 2-core CPU, mostly compilation (200 steps of 32 numbers).
@@ -27,4 +27,5 @@ def get_config():
     t.eval_every = 100
     t.checkpoint_every = 200
     t.max_to_keep = 1
+    config.eval.batch_size = 128  # the 120 validation numbers in one batch
     return config
