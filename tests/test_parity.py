@@ -16,7 +16,6 @@ CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
-pytestmark = pytest.mark.usefixtures("strict_shapes")
 
 
 def _compare(name, rec, dtype, atol):

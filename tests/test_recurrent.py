@@ -8,7 +8,6 @@ import pytest
 import seqjax
 from seqjax import cells
 
-pytestmark = pytest.mark.usefixtures("strict_shapes")
 NAMES = ["rnn_tanh", "lstm", "gru", "gru_cho"]
 
 

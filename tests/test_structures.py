@@ -10,8 +10,6 @@ import seqjax
 from seqjax import decoding, structures
 from seqjax import nn as sjnn
 
-pytestmark = pytest.mark.usefixtures("strict_shapes")
-
 
 def test_n_to_n_head_at_every_step():
     st = seqjax.Stack("gru", num_layers=1)
