@@ -65,20 +65,35 @@ def match_varying(tree, *refs):
     """Mark the leaves of ``tree`` as varying over every ``shard_map`` axis that some leaf of
     ``refs`` varies over. Buffers and zero states built inside a loop are not varying; the loop's
     outputs are, and a scan needs its carry's input and output types to agree."""
-    typeof, pcast = getattr(jax, "typeof", None), getattr(lax, "pcast", None)
-    if typeof is None or pcast is None:  # a JAX without varying-axis types
+    pcast = getattr(lax, "pcast", None)
+    if pcast is None or not hasattr(jax, "typeof"):  # a JAX without varying-axis types
         return tree
     axes = set()
     for leaf in jax.tree_util.tree_leaves(refs):
-        axes |= set(getattr(typeof(leaf), "vma", ()))
+        axes |= _varying_axes(leaf)
     if not axes:
         return tree
 
     def cast(a):
-        missing = tuple(sorted(axes - set(typeof(a).vma)))
+        missing = tuple(sorted(axes - _varying_axes(a)))
         return pcast(a, missing, to="varying") if missing else a
 
     return jax.tree_util.tree_map(cast, tree)
+
+
+def _reduce_to(ct, primal):
+    """A cotangent summed over the ``shard_map`` axes it varies over and its primal does not, as
+    JAX's own transpose of a replicated value does (a ``custom_vjp`` must match the primal's type)."""
+    if not hasattr(jax, "typeof"):
+        return ct
+    extra = tuple(sorted(_varying_axes(ct) - _varying_axes(primal)))
+    return lax.psum(ct, extra) if extra else ct
+
+
+def _varying_axes(a) -> set:
+    t = jax.typeof(a)
+    mat = getattr(t, "manual_axis_type", None)  # jax >= 0.9; earlier: t.vma
+    return set(mat.varying if mat is not None else getattr(t, "vma", ()))
 
 
 def _mm_n(a, w, mm=None):
@@ -207,11 +222,11 @@ def _fused(cell, opts, reverse, axis, params, xs, carry0, lengths):
 
 def _fused_fwd(cell, opts, reverse, axis, params, xs, carry0, lengths):
     final, ys, saved = _forward(cell, opts, reverse, axis, params, xs, carry0, lengths, save=True)
-    return (final, ys), (params, xs, carry0, lengths, ys, saved)
+    return (final, ys), (params, xs, carry0, lengths, final, ys, saved)
 
 
 def _fused_bwd(cell, opts, reverse, axis, res, cts):
-    params, xs, carry0, lengths, ys, saved = res
+    params, xs, carry0, lengths, final, ys, saved = res
     d_final, dys = cts
     T, B, I = xs.shape[axis], xs.shape[1 - axis], xs.shape[-1]
     dt, mm = ys.dtype, cell.matmul_dtype
@@ -224,29 +239,33 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
     def recurrent(g):
         return _mm_n(g, w_hh, mm)
 
-    def step(d_carry, t, valid):
-        """One backward step: the step's pre-activation gradient, and the old carry's gradient."""
+    def step(state, t, valid):
+        """One backward step: the step's pre-activation gradient; the gradient of the carry the
+        step started from, and that carry (the one the step before produced)."""
+        d_carry, after = state
         saved_t = jax.tree_util.tree_map(lambda b: _get(b, t, axis), saved)
-        g, d_prev = cell.gates_bwd(saved_t, _get(ys, t, axis), d_carry, _get(dys, t, axis), recurrent)
-        return _sel(valid, g, jnp.zeros_like(g)), _sel_tree(valid, d_prev, d_carry)
+        g, d_prev = cell.gates_bwd(saved_t, after, d_carry, _get(dys, t, axis), recurrent)
+        # unmasked: on a padded step the forward held the carry, so `before` is what it held
+        before = cell.carry_before(saved_t, _get(hprev, t, axis))
+        return _sel(valid, g, jnp.zeros_like(g)), (_sel_tree(valid, d_prev, d_carry), before)
 
     K = T if not opts.chunk else min(opts.chunk, T)
 
-    def sweep(i0, size, d_carry):
-        """Steps ``i0 .. i0+size-1`` of the backward sweep: ``(d_carry, g of the chunk, t_lo)``."""
+    def sweep(i0, size, state):
+        """Steps ``i0 .. i0+size-1`` of the backward sweep: ``(state, g of the chunk, t_lo)``."""
         # the sweep runs against the forward direction; t_lo is the chunk's earliest timestep
         t_lo = i0 if reverse else T - i0 - size
 
         def inner(k, c):
-            d_carry, gbuf = c
+            state, gbuf = c
             t = _time_index(i0 + k, T, not reverse)
             valid = None if lengths is None else t < lengths
-            g, d_carry = step(d_carry, t, valid)
-            return d_carry, _put(gbuf, g, t - t_lo, axis)
+            g, state = step(state, t, valid)
+            return state, _put(gbuf, g, t - t_lo, axis)
 
         gbuf = match_varying(jnp.zeros((size, B, G) if axis == 0 else (B, size, G), dt), *refs)
-        d_carry, gbuf = _loop(inner, (d_carry, gbuf), size, opts.unroll)
-        return d_carry, gbuf, t_lo
+        state, gbuf = _loop(inner, (state, gbuf), size, opts.unroll)
+        return state, gbuf, t_lo
 
     def grads(gbuf, t_lo, acc):
         """Add a chunk's weight and bias gradients to ``acc``; write its input gradient."""
@@ -265,25 +284,26 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
     acc = match_varying((jnp.zeros((I, G), dt), jnp.zeros((w_hh.shape[1], G), dt), jnp.zeros((G,), dt),
                          jnp.zeros(xs.shape, dt)), *refs)
     n_full, rem = divmod(T, K)
-    d_carry = jax.tree_util.tree_map(lambda a: a.astype(dt), d_final)
+    state = (jax.tree_util.tree_map(lambda a: a.astype(dt), d_final), final)
     if rem:
-        d_carry, g, t_lo = sweep(0, rem, d_carry)
+        state, g, t_lo = sweep(0, rem, state)
         acc = grads(g, t_lo, acc)
     if n_full == 1:
-        d_carry, g, t_lo = sweep(rem, K, d_carry)
+        state, g, t_lo = sweep(rem, K, state)
         acc = grads(g, t_lo, acc)
     elif n_full > 1:
         def body(c, carry):
-            d_carry, acc = carry
-            d_carry, g, t_lo = sweep(rem + c * K, K, d_carry)
-            return d_carry, grads(g, t_lo, acc)
-        d_carry, acc = _loop(body, (d_carry, acc), n_full, 1)
+            state, acc = carry
+            state, g, t_lo = sweep(rem + c * K, K, state)
+            return state, grads(g, t_lo, acc)
+        state, acc = _loop(body, (state, acc), n_full, 1)
     acc_x, acc_h, acc_b, d_xs = acc
+    d_carry = state[0]
 
     full = {"w_ih": acc_x.T, "w_hh": acc_h.T, "b_ih": acc_b, "b_hh": acc_b}
-    d_params = {k: full[k].astype(params[k].dtype) for k in params}
-    d_carry0 = jax.tree_util.tree_map(lambda d, a: d.astype(a.dtype), d_carry, carry0)
-    return d_params, d_xs.astype(xs.dtype), d_carry0, None
+    cts = ({k: full[k] for k in params}, d_xs, d_carry)
+    cts = jax.tree_util.tree_map(lambda d, a: _reduce_to(d.astype(a.dtype), a), cts, (params, xs, carry0))
+    return (*cts, None)
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
