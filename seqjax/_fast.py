@@ -232,7 +232,7 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
     dt, mm = ys.dtype, cell.matmul_dtype
     w_ih, w_hh = _weights(cell, params)
     G = w_hh.shape[0]
-    hprev = _h_prev(ys, cell.carry_hidden(carry0), lengths, reverse, axis)
+    hprev = _h_prev(ys, cell.carry_hidden(carry0), lengths, reverse, axis)  # for the weight gradients
     dys = dys.astype(dt)
     refs = (dys, xs, params, carry0, lengths)
 
@@ -241,13 +241,12 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
 
     def step(state, t, valid):
         """One backward step: the step's pre-activation gradient; the gradient of the carry the
-        step started from, and that carry (the one the step before produced)."""
+        step started from, and that carry's state (the one the step before produced)."""
         d_carry, after = state
         saved_t = jax.tree_util.tree_map(lambda b: _get(b, t, axis), saved)
-        g, d_prev = cell.gates_bwd(saved_t, after, d_carry, _get(dys, t, axis), recurrent)
-        # unmasked: on a padded step the forward held the carry, so `before` is what it held
-        before = cell.carry_before(saved_t, _get(hprev, t, axis))
-        return _sel(valid, g, jnp.zeros_like(g)), (_sel_tree(valid, d_prev, d_carry), before)
+        g, d_prev = cell.gates_bwd(saved_t, _get(ys, t, axis), after, d_carry, _get(dys, t, axis), recurrent)
+        # unmasked: on a padded step the forward held the carry, so saved_t[1] is what it held
+        return _sel(valid, g, jnp.zeros_like(g)), (_sel_tree(valid, d_prev, d_carry), saved_t[1])
 
     K = T if not opts.chunk else min(opts.chunk, T)
 
@@ -284,7 +283,7 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
     acc = match_varying((jnp.zeros((I, G), dt), jnp.zeros((w_hh.shape[1], G), dt), jnp.zeros((G,), dt),
                          jnp.zeros(xs.shape, dt)), *refs)
     n_full, rem = divmod(T, K)
-    state = (jax.tree_util.tree_map(lambda a: a.astype(dt), d_final), final)
+    state = (jax.tree_util.tree_map(lambda a: a.astype(dt), d_final), cell.carry_state(final))
     if rem:
         state, g, t_lo = sweep(0, rem, state)
         acc = grads(g, t_lo, acc)

@@ -41,11 +41,10 @@ Both variants keep PyTorch's meaning of z (z = 1 keeps the old state); the artic
 
 The fused rule. A cell whose gates are a function of one pre-activation
 ``a = W_ih x + b_ih + W_hh h + b_hh`` (the RNN and the LSTM) writes that function once, as
-:meth:`Cell.gates`, and its derivative once, as :meth:`Cell.gates_bwd` (with
-:meth:`Cell.carry_before`, which rebuilds a step's starting carry from what ``gates`` saved).
-``step`` is the two matmuls followed by ``gates``; the fused time loop of :mod:`seqjax._fast` does
-the matmuls its own way (one ``[x, h] @ [W_ih, W_hh]^T`` per step, weight gradients over many
-steps at once) and calls the same methods for everything else.
+:meth:`Cell.gates`, and its derivative once, as :meth:`Cell.gates_bwd`. ``step`` is the two
+matmuls followed by ``gates``; the fused time loop of :mod:`seqjax._fast` does the matmuls its own
+way (one ``[x, h] @ [W_ih, W_hh]^T`` per step, weight gradients over many steps at once) and calls
+the same two methods for everything else.
 """
 
 from __future__ import annotations
@@ -285,13 +284,19 @@ class Cell:
         return h, h
 
     # ------------------------------------------------------------ fused rule
+    @staticmethod
+    def carry_state(carry):
+        """The part of a carry besides ``h``: the LSTM's ``c``, ``None`` for the others."""
+        return carry.c if isinstance(carry, LSTMCarry) else None
+
     def gates(self, carry, pre: jax.Array):
         """The gates from the summed pre-activation ``pre = W_ih x + b_ih + W_hh h + b_hh``
-        (RNN and LSTM). Returns ``(carry', y, saved)``; ``saved`` is what :meth:`gates_bwd` needs
-        of this step besides ``y`` (the LSTM's activated gates and ``c``; nothing for the RNN)."""
+        (RNN and LSTM). Returns ``(carry', y, saved)``, where ``saved = (residuals,
+        carry_state(carry))`` is what :meth:`gates_bwd` needs of this step besides ``y``: the
+        LSTM's activated gates and old ``c``; nothing for the RNN."""
         if self.kind == "rnn":
             h = jnp.tanh(pre) if self.activation == "tanh" else jax.nn.relu(pre)
-            return h, h, None
+            return h, h, (None, None)
         if self.kind != "lstm":
             raise ValueError(f"{self.name} has no fused rule: its gates are not a function of one pre-activation")
         H = pre.shape[-1] // 4
@@ -304,30 +309,26 @@ class Cell:
         h = o * jnp.tanh(c)
         return LSTMCarry(h, c), h, (acts, carry.c)
 
-    def gates_bwd(self, saved, new_carry, d_carry, dy, recurrent: Callable[[jax.Array], jax.Array]):
-        """The derivative of :meth:`gates`. ``new_carry`` is the carry the step produced, ``d_carry``
-        and ``dy`` are the gradients of that carry and of the step's output ``y``. Returns
-        ``(d_pre, d_old_carry)``. ``recurrent(d_pre)`` is ``d_pre @ W_hh``, the part of the old
-        ``h``'s gradient that goes through the recurrent matmul; the caller owns that matmul."""
+    def gates_bwd(self, saved, y, state, d_carry, dy, recurrent: Callable[[jax.Array], jax.Array]):
+        """The derivative of :meth:`gates`. ``y`` and ``state`` (``carry_state(carry')``) are what
+        the step produced; ``d_carry`` and ``dy`` are the gradients of ``carry'`` and ``y``.
+        Returns ``(d_pre, d_carry_old)``. ``recurrent(d_pre)`` is ``d_pre @ W_hh``, the part of the
+        old ``h``'s gradient that goes through the recurrent matmul; the caller owns that matmul.
+        A backward sweep gets the ``state`` of the step before from ``saved[1]``."""
         if self.kind == "rnn":
-            h, dh = new_carry, d_carry + dy
-            d_pre = dh * (1 - h * h) if self.activation == "tanh" else jnp.where(h > 0, dh, 0.0)
+            dh = d_carry + dy
+            d_pre = dh * (1 - y * y) if self.activation == "tanh" else jnp.where(y > 0, dh, 0.0)
             return d_pre, recurrent(d_pre)
         acts, c_prev = saved
         H = acts.shape[-1] // 4
         i, f, g, o = jnp.split(acts, 4, axis=-1)
-        tc = jnp.tanh(new_carry.c)
+        tc = jnp.tanh(state)
         dh = d_carry.h + dy
         dc = d_carry.c + dh * o * (1 - tc * tc)
         # one elementwise pass: d sigmoid = a (1 - a), d tanh = 1 - a^2
         deriv = jnp.where(_g_block(acts.shape, H), 1 - acts * acts, acts * (1 - acts))
         d_pre = jnp.concatenate([dc, dc, dc, dh], axis=-1) * jnp.concatenate([g, c_prev, i, tc], axis=-1) * deriv
         return d_pre, LSTMCarry(recurrent(d_pre), dc * f)
-
-    def carry_before(self, saved, h_prev):
-        """The carry a step started from, rebuilt from what :meth:`gates` saved and the step's
-        input hidden state ``h_prev``, so that a backward sweep can walk the carries back."""
-        return LSTMCarry(h_prev, saved[1]) if self.kind == "lstm" else h_prev
 
 
 def _g_block(shape, H):
