@@ -87,7 +87,7 @@ def test_autoregressive_rollout_equals_a_step_by_step_loop():
     def one_step(x):
         for i, p in enumerate(layers):
             carry[i], x = cell.step(p["fwd"], carry[i], x)
-        return x @ head["w"] + head["b"]
+        return x @ head["w"] + head["b"][None]  # explicit broadcast: the suite raises on rank promotion
 
     for t in range(7):
         pred = one_step(jnp.asarray(xs[:, t]))
