@@ -18,9 +18,8 @@ is compiled and warmed up first, and JAX results are ``block_until_ready``'d. Th
 median (and best) over rounds and each median's ratio to PyTorch's.
 
 seqjax variants (``--seqjax-variants``): ``default`` (what :func:`seqjax.unroll` picks on this
-backend), ``scan`` (the plain ``lax.scan`` differentiated by JAX autodiff, i.e. the fused
-gradient off), ``hoist`` / ``nohoist`` (default, with the input projection forced before / inside
-the loop).
+backend), ``scan`` (the plain ``lax.scan`` differentiated by JAX autodiff, ``fused=False``),
+``hoist`` / ``nohoist`` (default, with the input projection forced before / inside the loop).
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import seqjax  # noqa: E402
-from seqjax import recurrent  # noqa: E402
 
 DEFAULT_SHAPES = "64,128,128,256;128,200,64,128"
 QUICK_SHAPES = "4,12,8,16"
@@ -57,6 +55,7 @@ def _seqjax(cell_name, B, T, I, H, variant):
     params = cell.init(jax.random.PRNGKey(0), I, H)
     xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, I), jnp.float32)
     kw = {"hoist": True} if variant == "hoist" else {"hoist": False} if variant == "nohoist" else {}
+    kw["fused"] = variant != "scan"
 
     def run(p, x):
         return seqjax.unroll(cell, p, x, **kw)[1]
@@ -64,9 +63,7 @@ def _seqjax(cell_name, B, T, I, H, variant):
     def loss(p, x):
         return jnp.mean(run(p, x) ** 2)
 
-    fused = variant != "scan"
-    with recurrent.fused_gradients(fused):  # compile inside: the setting is read while tracing
-        return _compiled(run, loss, params, xs)
+    return _compiled(run, loss, params, xs)
 
 
 def _compiled(run, loss, params, xs):

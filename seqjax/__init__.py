@@ -1,16 +1,29 @@
 """seqjax: recurrent networks as pure JAX functions.
 
     import seqjax
-    cell = seqjax.cells.lstm
+    cell = seqjax.lstm
     params = cell.init(key, input_size=8, hidden_size=16)
     final, ys = seqjax.unroll(cell, params, xs, lengths=lengths)
+
+Modules: :mod:`seqjax.cells`, :mod:`seqjax.recurrent` (``unroll``, ``Stack``),
+:mod:`seqjax.structures`, :mod:`seqjax.decoding`, :mod:`seqjax.interop` and :mod:`seqjax.nn`
+(Flax ``nnx`` modules, imported on first use).
 """
 
-from seqjax import cells, recurrent
+import importlib
+
+from seqjax import cells, decoding, interop, recurrent, structures
 from seqjax.cells import Cell, LSTMCarry, gru, gru_cho, lstm, make_cell, rnn_relu, rnn_tanh
 from seqjax.recurrent import Stack, bidirectional, unroll
 
 __version__ = "0.1.0"
 
-__all__ = ["cells", "recurrent", "Cell", "LSTMCarry", "make_cell", "rnn_tanh", "rnn_relu", "lstm", "gru",
-           "gru_cho", "unroll", "bidirectional", "Stack"]
+__all__ = ["cells", "recurrent", "structures", "decoding", "interop", "nn", "Cell", "LSTMCarry", "make_cell",
+           "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_cho", "unroll", "bidirectional", "Stack"]
+
+
+def __getattr__(name):
+    # seqjax.nn needs Flax's nnx, which takes a moment to import: load it on first use
+    if name == "nn":
+        return importlib.import_module("seqjax.nn")
+    raise AttributeError(f"module 'seqjax' has no attribute {name!r}")

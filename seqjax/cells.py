@@ -11,7 +11,8 @@ works unchanged; :func:`seqjax.recurrent.unroll` is that scan plus lengths, reve
 
 Parameters use PyTorch's layout and names, so ``torch.nn.LSTM`` weights load without surgery:
 ``w_ih`` is ``(G*H, I)``, ``w_hh`` is ``(G*H, H)``, ``b_ih`` and ``b_hh`` are ``(G*H,)``, with
-G = 1 (RNN), 4 (LSTM) or 3 (GRU) gate blocks stacked in PyTorch's order.
+G = 1 (RNN), 4 (LSTM) or 3 (GRU) gate blocks stacked in PyTorch's order. A params dict without
+the two biases is a cell without biases (``torch.nn.LSTM(..., bias=False)``).
 
 Equations (σ is the logistic sigmoid, ⊙ the elementwise product):
 
@@ -37,22 +38,33 @@ recurrent matmul::
     n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)
 
 Both variants keep PyTorch's meaning of z (z = 1 keeps the old state); the articles' z is 1 − z.
+
+The fused rule. A cell whose gates are a function of one pre-activation
+``a = W_ih x + b_ih + W_hh h + b_hh`` (the RNN and the LSTM) writes that function once, as
+:meth:`Cell.gates`, and its derivative once, as :meth:`Cell.gates_bwd`. ``step`` is the two
+matmuls followed by ``gates``; the fused time loop of :mod:`seqjax._fast` does the matmuls its own
+way (one ``[x, h] @ [W_ih, W_hh]^T`` per step, weight gradients over many steps at once) and calls
+the same two methods for everything else.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 Params = dict[str, jax.Array]
 
 CELL_NAMES = ("rnn", "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_cho")
 INIT_SCHEMES = ("torch", "xavier_orthogonal", "he_orthogonal")
+MATMUL_DTYPES = ("float32", "bfloat16")
+_WEIGHTS = ("w_ih", "w_hh")
+_BIASES = ("b_ih", "b_hh")
 
 
 class LSTMCarry(NamedTuple):
@@ -62,21 +74,30 @@ class LSTMCarry(NamedTuple):
     c: jax.Array
 
 
-def _sigmoid(x):
-    return jax.nn.sigmoid(x)
+def matmul_dtype_name(value) -> str | None:
+    """The one spelling of a ``matmul_dtype``: ``None`` (full precision) or ``"bfloat16"``.
 
-
-MATMUL_DTYPES = ("float32", "bfloat16")
+    Accepts ``None``, ``"float32"``, ``"bfloat16"`` and the dtype objects (``jnp.bfloat16``)."""
+    if value is None:
+        return None
+    try:
+        name = jnp.dtype(value).name
+    except TypeError:
+        name = None
+    if name not in MATMUL_DTYPES:
+        shown = value if isinstance(value, str) else getattr(value, "__name__", value)
+        raise ValueError(f"unknown matmul_dtype {shown!r}; expected one of {MATMUL_DTYPES}")
+    return None if name == "float32" else name
 
 
 def mixed_dot(a, b, dims, dtype: str | None = None):
     """``lax.dot_general(a, b, dims)``. With ``dtype`` (``"bfloat16"``), both operands are rounded
     to it and the products summed in their own (float32) precision: bfloat16 matmul units, float32
-    result. ``None`` or ``"float32"`` keeps the operands' own precision."""
-    if dtype is None or dtype == "float32":
-        return jax.lax.dot_general(a, b, dims)
+    result. ``None`` keeps the operands' own precision."""
+    if dtype is None:
+        return lax.dot_general(a, b, dims)
     out = jnp.result_type(a.dtype, b.dtype)
-    return jax.lax.dot_general(a.astype(dtype), b.astype(dtype), dims, preferred_element_type=out)
+    return lax.dot_general(a.astype(dtype), b.astype(dtype), dims, preferred_element_type=out)
 
 
 def matmul(a, w, dtype: str | None = None):
@@ -85,10 +106,15 @@ def matmul(a, w, dtype: str | None = None):
     return mixed_dot(a, w, (((a.ndim - 1,), (w.ndim - 1,)), ((), ())), dtype)
 
 
-def _affine(x, w, b, dtype=None):
-    """``x @ w.T + b`` for any leading shape of ``x``, with the bias broadcast explicitly."""
+def affine(x, w, b=None, dtype: str | None = None):
+    """``x @ w.T + b`` for any leading shape of ``x``, the bias broadcast explicitly (``b`` may be
+    ``None``: no bias)."""
     y = matmul(x, w, dtype)
-    return y + b.reshape((1,) * (y.ndim - 1) + b.shape)
+    return y if b is None else y + b.reshape((1,) * (y.ndim - 1) + b.shape)
+
+
+def _shape(a) -> tuple:
+    return tuple(getattr(a, "shape", ()))
 
 
 @jax.tree_util.register_static  # passes through jit/vmap as a static value
@@ -99,8 +125,8 @@ class Cell:
     kind: str  # "rnn" | "lstm" | "gru"
     activation: str = "tanh"  # rnn only: "tanh" | "relu"
     variant: str = "torch"  # gru only: "torch" | "cho"
-    # "bfloat16": matmul operands rounded to bfloat16, products summed in float32; gates, state
-    # and parameters stay float32 (mixed precision). None: full precision.
+    # "bfloat16" (or jnp.bfloat16): matmul operands rounded to bfloat16, products summed in
+    # float32; gates, state and parameters keep their dtype (mixed precision). None: full precision.
     matmul_dtype: str | None = None
 
     def __post_init__(self):
@@ -110,10 +136,8 @@ class Cell:
             raise ValueError(f"unknown RNN activation {self.activation!r}; expected 'tanh' or 'relu'")
         if self.variant not in ("torch", "cho"):
             raise ValueError(f"unknown GRU variant {self.variant!r}; expected 'torch' or 'cho'")
-        if self.matmul_dtype == "float32":
-            object.__setattr__(self, "matmul_dtype", None)  # one spelling, one jit cache entry
-        if self.matmul_dtype not in (None, "bfloat16"):
-            raise ValueError(f"unknown matmul_dtype {self.matmul_dtype!r}; expected one of {MATMUL_DTYPES}")
+        # one spelling per precision, so that equal cells hash alike (one jit cache entry)
+        object.__setattr__(self, "matmul_dtype", matmul_dtype_name(self.matmul_dtype))
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -129,27 +153,35 @@ class Cell:
         return self.kind
 
     @property
-    def torch_mode(self) -> str:
-        """The ``mode`` string of ``torch.nn.RNNBase`` for this cell."""
-        return {"rnn": f"RNN_{self.activation.upper()}", "lstm": "LSTM", "gru": "GRU"}[self.kind]
+    def has_fused_rule(self) -> bool:
+        """Whether :meth:`gates` / :meth:`gates_bwd` exist, i.e. the gates are a function of one
+        summed pre-activation (RNN, LSTM; not the GRU, whose reset gate splits ``W_hn h``)."""
+        return self.kind in ("rnn", "lstm")
 
     def sizes(self, params: Params) -> tuple[int, int]:
         """``(input_size, hidden_size)`` read off a params dict, with a clear error if malformed."""
-        try:
-            w_ih, w_hh = params["w_ih"], params["w_hh"]
-        except (KeyError, TypeError) as e:
+        if not isinstance(params, dict) or any(k not in params for k in _WEIGHTS):
             got = sorted(params) if isinstance(params, dict) else type(params).__name__
-            raise ValueError(f"{self.name} params must be a dict with 'w_ih', 'w_hh', 'b_ih', 'b_hh'; "
-                             f"got {got}") from e
-        hidden = w_hh.shape[-1]
-        if w_hh.shape != (self.num_gates * hidden, hidden) or w_ih.shape[0] != self.num_gates * hidden:
-            raise ValueError(f"{self.name} expects w_hh of shape ({self.num_gates}*H, H) and w_ih of shape "
-                             f"({self.num_gates}*H, I); got w_hh {tuple(w_hh.shape)}, w_ih {tuple(w_ih.shape)}")
-        return w_ih.shape[1], hidden
+            raise ValueError(f"{self.name} params must be a dict with 'w_ih', 'w_hh' (and 'b_ih', 'b_hh' "
+                             f"unless the cell has no biases); got {got}")
+        has = [k in params for k in _BIASES]
+        if any(has) and not all(has):
+            missing = [k for k, h in zip(_BIASES, has, strict=True) if not h][0]
+            raise ValueError(f"{self.name} params have {_BIASES[has.index(True)]!r} but not {missing!r}: give "
+                             f"both biases, or neither for a cell without biases; got {sorted(params)}")
+        w_ih, w_hh = _shape(params["w_ih"]), _shape(params["w_hh"])
+        G = self.num_gates
+        if len(w_hh) != 2 or len(w_ih) != 2 or w_hh[0] != G * w_hh[1] or w_ih[0] != w_hh[0]:
+            raise ValueError(f"{self.name} expects w_hh of shape ({G}*H, H) and w_ih of shape ({G}*H, I); "
+                             f"got w_hh {w_hh}, w_ih {w_ih}")
+        for k in _BIASES:
+            if k in params and _shape(params[k]) != (w_hh[0],):
+                raise ValueError(f"{self.name} expects {k} of shape ({G}*H,) = ({w_hh[0]},), got {_shape(params[k])}")
+        return w_ih[1], w_hh[1]
 
     # ------------------------------------------------------------------ init
     def init(self, key: jax.Array, input_size: int, hidden_size: int, *, init: str = "torch",
-             forget_bias: float = 0.0, dtype: Any = jnp.float32) -> Params:
+             forget_bias: float = 0.0, bias: bool = True, dtype: Any = jnp.float32) -> Params:
         """Initial parameters under a named scheme.
 
         ``torch``: every weight and bias ~ U(−1/√H, 1/√H), as ``torch.nn.LSTM`` does.
@@ -157,7 +189,8 @@ class Cell:
         each H×H block of ``w_hh`` orthogonal, biases zero.
         ``he_orthogonal``: as above but ``w_ih`` blocks ~ N(0, 2/I) (He), for relu RNNs.
         ``forget_bias`` (LSTM only) is added to the forget-gate block of ``b_ih``; 1.0 is a common
-        choice that keeps the cell state flowing early in training.
+        choice that keeps the cell state flowing early in training. ``bias=False`` leaves out
+        ``b_ih`` and ``b_hh``, like ``torch.nn.LSTM(..., bias=False)``.
         """
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown initializer {init!r}; expected one of {INIT_SCHEMES}")
@@ -165,6 +198,8 @@ class Cell:
             raise ValueError(f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}")
         if forget_bias and self.kind != "lstm":
             raise ValueError(f"forget_bias applies to LSTM only, got forget_bias={forget_bias} for {self.name}")
+        if forget_bias and not bias:
+            raise ValueError(f"forget_bias={forget_bias} needs the biases; got bias=False")
         G, H, I = self.num_gates, hidden_size, input_size
         k_ih, k_hh, k_bi, k_bh = jax.random.split(key, 4)
         if init == "torch":
@@ -184,6 +219,8 @@ class Cell:
                       "b_ih": jnp.zeros((G * H,), dtype), "b_hh": jnp.zeros((G * H,), dtype)}
         if forget_bias:
             params["b_ih"] = params["b_ih"].at[H:2 * H].add(forget_bias)
+        if not bias:
+            del params["b_ih"], params["b_hh"]
         return params
 
     def initial_carry(self, batch_shape: tuple[int, ...] | int, hidden_size: int, dtype: Any = jnp.float32):
@@ -198,45 +235,106 @@ class Cell:
         """The hidden state ``h`` of a carry (the carry itself for RNN and GRU)."""
         return carry.h if isinstance(carry, LSTMCarry) else carry
 
+    def _as_carry(self, carry):
+        """An LSTM carry given as a plain ``(h, c)`` pair becomes an :class:`LSTMCarry`."""
+        if self.kind == "lstm" and not isinstance(carry, LSTMCarry):
+            if not (isinstance(carry, (tuple, list)) and len(carry) == 2):
+                raise ValueError(f"an lstm carry is a pair (h, c); got {type(carry).__name__}")
+            carry = LSTMCarry(*carry)
+        return carry
+
     # ------------------------------------------------------------------ step
     def project_input(self, params: Params, x: jax.Array) -> jax.Array:
         """``W_ih x + b_ih`` for any leading shape; :func:`unroll` may hoist this out of the time loop."""
-        return _affine(x, params["w_ih"], params["b_ih"], self.matmul_dtype)
+        return affine(x, params["w_ih"], params.get("b_ih"), self.matmul_dtype)
 
     def step(self, params: Params, carry, x: jax.Array):
         """One timestep: ``(carry, x) -> (carry', y)`` with ``y = h'``."""
+        input_size, hidden = self.sizes(params)
+        carry = self._as_carry(carry)
+        if _shape(x)[-1:] != (input_size,):
+            raise ValueError(f"{self.name} params take {input_size} input features; got x of shape {_shape(x)}")
+        h = self.carry_hidden(carry)
+        if _shape(h)[-1:] != (hidden,):
+            raise ValueError(f"{self.name} params have hidden size {hidden}; got a carry of shape {_shape(h)}")
         return self.step_projected(params, carry, self.project_input(params, x))
 
     def step_projected(self, params: Params, carry, gx: jax.Array):
         """One timestep from an already projected input ``gx = W_ih x + b_ih``."""
-        w_hh, b_hh = params["w_hh"], params["b_hh"]
-        affine = functools.partial(_affine, dtype=self.matmul_dtype)
-        if self.kind == "lstm":
-            h, c = carry
-            gates = gx + affine(h, w_hh, b_hh)
-            i, f, g, o = jnp.split(gates, 4, axis=-1)
-            c = _sigmoid(f) * c + _sigmoid(i) * jnp.tanh(g)
-            h = _sigmoid(o) * jnp.tanh(c)
-            return LSTMCarry(h, c), h
-        h = carry
-        if self.kind == "rnn":
-            pre = gx + affine(h, w_hh, b_hh)
-            h = jnp.tanh(pre) if self.activation == "tanh" else jax.nn.relu(pre)
-            return h, h
+        w_hh, b_hh, mm = params["w_hh"], params.get("b_hh"), self.matmul_dtype
+        carry = self._as_carry(carry)
+        h = self.carry_hidden(carry)
+        if self.has_fused_rule:
+            new, y, _ = self.gates(carry, gx + affine(h, w_hh, b_hh, mm))
+            return new, y
         H = h.shape[-1]
         x_r, x_z, x_n = jnp.split(gx, 3, axis=-1)
         if self.variant == "torch":
-            h_r, h_z, h_n = jnp.split(affine(h, w_hh, b_hh), 3, axis=-1)
-            r = _sigmoid(x_r + h_r)
-            z = _sigmoid(x_z + h_z)
+            h_r, h_z, h_n = jnp.split(affine(h, w_hh, b_hh, mm), 3, axis=-1)
+            r = jax.nn.sigmoid(x_r + h_r)
+            z = jax.nn.sigmoid(x_z + h_z)
             n = jnp.tanh(x_n + r * h_n)
         else:
-            h_r, h_z = jnp.split(affine(h, w_hh[: 2 * H], b_hh[: 2 * H]), 2, axis=-1)
-            r = _sigmoid(x_r + h_r)
-            z = _sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + affine(r * h, w_hh[2 * H:], b_hh[2 * H:]))
+            b_rz, b_n = (None, None) if b_hh is None else (b_hh[: 2 * H], b_hh[2 * H:])
+            h_r, h_z = jnp.split(affine(h, w_hh[: 2 * H], b_rz, mm), 2, axis=-1)
+            r = jax.nn.sigmoid(x_r + h_r)
+            z = jax.nn.sigmoid(x_z + h_z)
+            n = jnp.tanh(x_n + affine(r * h, w_hh[2 * H:], b_n, mm))
         h = (1.0 - z) * n + z * h
         return h, h
+
+    # ------------------------------------------------------------ fused rule
+    @staticmethod
+    def carry_state(carry):
+        """The part of a carry besides ``h``: the LSTM's ``c``, ``None`` for the others."""
+        return carry.c if isinstance(carry, LSTMCarry) else None
+
+    def gates(self, carry, pre: jax.Array):
+        """The gates from the summed pre-activation ``pre = W_ih x + b_ih + W_hh h + b_hh``
+        (RNN and LSTM). Returns ``(carry', y, saved)``, where ``saved = (residuals,
+        carry_state(carry))`` is what :meth:`gates_bwd` needs of this step besides ``y``: the
+        LSTM's activated gates and old ``c``; nothing for the RNN."""
+        if self.kind == "rnn":
+            h = jnp.tanh(pre) if self.activation == "tanh" else jax.nn.relu(pre)
+            return h, h, (None, None)
+        if self.kind != "lstm":
+            raise ValueError(f"{self.name} has no fused rule: its gates are not a function of one pre-activation")
+        H = pre.shape[-1] // 4
+        # all four gates in one elementwise pass: sigmoid(a) = (1 + tanh(a / 2)) / 2
+        is_g = _g_block(pre.shape, H)
+        t = jnp.tanh(jnp.where(is_g, pre, 0.5 * pre))
+        acts = jnp.where(is_g, t, 0.5 * t + 0.5)
+        i, f, g, o = jnp.split(acts, 4, axis=-1)
+        c = f * carry.c + i * g
+        h = o * jnp.tanh(c)
+        return LSTMCarry(h, c), h, (acts, carry.c)
+
+    def gates_bwd(self, saved, y, state, d_carry, dy, recurrent: Callable[[jax.Array], jax.Array]):
+        """The derivative of :meth:`gates`. ``y`` and ``state`` (``carry_state(carry')``) are what
+        the step produced; ``d_carry`` and ``dy`` are the gradients of ``carry'`` and ``y``.
+        Returns ``(d_pre, d_carry_old)``. ``recurrent(d_pre)`` is ``d_pre @ W_hh``, the part of the
+        old ``h``'s gradient that goes through the recurrent matmul; the caller owns that matmul.
+        A backward sweep gets the ``state`` of the step before from ``saved[1]``."""
+        if self.kind == "rnn":
+            dh = d_carry + dy
+            d_pre = dh * (1 - y * y) if self.activation == "tanh" else jnp.where(y > 0, dh, 0.0)
+            return d_pre, recurrent(d_pre)
+        acts, c_prev = saved
+        H = acts.shape[-1] // 4
+        i, f, g, o = jnp.split(acts, 4, axis=-1)
+        tc = jnp.tanh(state)
+        dh = d_carry.h + dy
+        dc = d_carry.c + dh * o * (1 - tc * tc)
+        # one elementwise pass: d sigmoid = a (1 - a), d tanh = 1 - a^2
+        deriv = jnp.where(_g_block(acts.shape, H), 1 - acts * acts, acts * (1 - acts))
+        d_pre = jnp.concatenate([dc, dc, dc, dh], axis=-1) * jnp.concatenate([g, c_prev, i, tc], axis=-1) * deriv
+        return d_pre, LSTMCarry(recurrent(d_pre), dc * f)
+
+
+def _g_block(shape, H):
+    """True on the LSTM's ``g`` gate block (columns 2H..3H) of a ``(..., 4H)`` array."""
+    col = lax.broadcasted_iota(jnp.int32, shape, len(shape) - 1)
+    return (col >= 2 * H) & (col < 3 * H)
 
 
 rnn_tanh = Cell("rnn", activation="tanh")
@@ -249,10 +347,10 @@ _BY_NAME = {"rnn": rnn_tanh, "rnn_tanh": rnn_tanh, "rnn_relu": rnn_relu, "lstm":
             "gru_cho": gru_cho}
 
 
-def make_cell(name: str | Cell, *, matmul_dtype: str | None = None) -> Cell:
+def make_cell(name: str | Cell, *, matmul_dtype: Any = None) -> Cell:
     """A cell by name: ``rnn`` (= ``rnn_tanh``), ``rnn_relu``, ``lstm``, ``gru`` or ``gru_cho``.
 
-    ``matmul_dtype="bfloat16"`` gives its mixed-precision form (see :class:`Cell`)."""
+    ``matmul_dtype="bfloat16"`` (or ``jnp.bfloat16``) gives its mixed-precision form (see :class:`Cell`)."""
     if isinstance(name, Cell):
         cell = name
     else:
@@ -263,8 +361,3 @@ def make_cell(name: str | Cell, *, matmul_dtype: str | None = None) -> Cell:
     if matmul_dtype is not None:
         cell = dataclasses.replace(cell, matmul_dtype=matmul_dtype)
     return cell
-
-
-def num_params(params) -> int:
-    """Total number of scalars in a params pytree."""
-    return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))

@@ -3,7 +3,9 @@
 seqjax keeps PyTorch's gate order and bias split, so conversion is renaming:
 ``weight_ih_l{k}[_reverse]`` ↔ ``params[k]["fwd" | "bwd"]["w_ih"]`` and likewise for ``w_hh``,
 ``b_ih``, ``b_hh``. Nothing here imports torch: tensors are read with ``.detach().cpu().numpy()``
-when they have it, and export returns numpy arrays (``{k: torch.from_numpy(v)}`` loads them).
+when they have it, and export returns writable numpy arrays (``{k: torch.from_numpy(v)}`` loads
+them). A module built with ``bias=False`` has no bias keys, and neither have its params: the round
+trip gives back exactly the keys that came in.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ def _to_numpy(t) -> np.ndarray:
 def from_torch_state_dict(state_dict, cell: str | Cell, *, dtype=None) -> tuple[Stack, list[dict]]:
     """Params for a :class:`~seqjax.recurrent.Stack` from an ``nn.RNN/LSTM/GRU`` state_dict.
 
-    The number of layers and directions is read off the keys. Missing biases (``bias=False``)
-    become zeros. Returns ``(stack, params)``; ``stack`` has no dropout (set it with
-    ``dataclasses.replace``).
+    The number of layers and directions is read off the keys. Without bias keys (``bias=False``)
+    the params have no biases either. Returns ``(stack, params)``; ``stack`` has no dropout (set it
+    with ``dataclasses.replace``).
     """
     cell = make_cell(cell)
     layers: dict[tuple[int, str], dict] = {}
@@ -58,9 +60,10 @@ def from_torch_state_dict(state_dict, cell: str | Cell, *, dtype=None) -> tuple[
             if p is None or "w_ih" not in p or "w_hh" not in p:
                 raise ValueError(f"state_dict lacks the weights of layer {layer} ({direction}); "
                                  f"found {sorted(f'{k[0]}/{k[1]}' for k in layers)}")
-            for b, w in (("b_ih", "w_ih"), ("b_hh", "w_hh")):
-                p.setdefault(b, jnp.zeros((p[w].shape[0],), p[w].dtype))
-            cell.sizes(p)  # validates the gate count against the cell
+            try:
+                cell.sizes(p)  # validates the gate count against the cell, and the biases
+            except ValueError as e:
+                raise ValueError(f"layer {layer} ({direction}) of the state_dict: {e}") from None
             entry[direction] = dict(sorted(p.items()))
         params.append(entry)
     return Stack(cell, num_layers=num_layers, bidirectional=bidirectional), params
@@ -78,11 +81,12 @@ def from_torch_module(module, *, dtype=None) -> tuple[Stack, list[dict]]:
 
 
 def to_torch_state_dict(params: list[dict]) -> dict[str, np.ndarray]:
-    """The ``nn.RNN/LSTM/GRU`` state_dict (numpy arrays) for a Stack's params."""
+    """The ``nn.RNN/LSTM/GRU`` state_dict (writable numpy arrays) for a Stack's params."""
     out = {}
     for layer, entry in enumerate(params):
         for direction, p in entry.items():
             suffix = "_reverse" if direction == "bwd" else ""
             for torch_name, ours in _NAMES.items():
-                out[f"{torch_name}_l{layer}{suffix}"] = np.asarray(p[ours])
+                if ours in p:
+                    out[f"{torch_name}_l{layer}{suffix}"] = np.array(p[ours])  # a copy: jax's views are read-only
     return out

@@ -4,9 +4,12 @@
     out, (h_n, c_n) = lstm(x, lengths=lengths)     # out: (B, T, 128); h_n, c_n: (4, B, 64)
 
 Like ``torch.nn.LSTM`` they return ``(outputs, final_state)`` with the final state in the
-``(num_layers * num_directions, batch, hidden)`` layout, and they name their weights as torch
-does (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...). The math is :class:`seqjax.recurrent.Stack`;
-these classes only hold the parameters. ``model.train()`` / ``model.eval()`` switch dropout.
+``(num_layers * num_directions, batch, hidden)`` layout (no batch axis for one unbatched
+``(time, features)`` sequence), and they name their weights as torch does (``weight_ih_l0``,
+``bias_hh_l1_reverse``, ...; no biases with ``bias=False``). The math is
+:class:`seqjax.recurrent.Stack`; these classes only hold the parameters. ``model.train()`` /
+``model.eval()`` switch dropout, whose masks come from the ``dropout`` stream of the ``rngs``
+(the default stream if there is none), as ``nnx.Dropout`` draws them.
 """
 
 from __future__ import annotations
@@ -25,19 +28,25 @@ class Recurrent(nnx.Module):
 
     def __init__(self, cell: str | Cell, in_features: int, hidden_features: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, merge: str = "concat", init: str = "torch",
-                 forget_bias: float = 0.0, dtype=jnp.float32, matmul_dtype: str | None = None,
-                 deterministic: bool = False, rngs: nnx.Rngs):
-        self.stack = Stack(make_cell(cell, matmul_dtype=matmul_dtype), num_layers, bidirectional, merge, dropout)
+                 forget_bias: float = 0.0, bias: bool = True, dtype=jnp.float32, matmul_dtype=None,
+                 fused: bool = True, deterministic: bool = False, rngs: nnx.Rngs):
+        self.stack = Stack(make_cell(cell, matmul_dtype=matmul_dtype), num_layers, bidirectional, merge, dropout,
+                           fused=fused)
         self.in_features, self.hidden_features = in_features, hidden_features
         self.deterministic = deterministic
+        self.bias = bias
         params = self.stack.init(rngs.params(), in_features, hidden_features, init=init,
-                                 forget_bias=forget_bias, dtype=dtype)
+                                 forget_bias=forget_bias, bias=bias, dtype=dtype)
         for layer, entry in enumerate(params):
             for direction, p in entry.items():
                 suffix = "_reverse" if direction == "bwd" else ""
-                for torch_name, ours in _FIELDS:
+                for torch_name, ours in self._fields():
                     setattr(self, f"{torch_name}_l{layer}{suffix}", nnx.Param(p[ours]))
-        self.rngs = rngs["dropout"].fork() if dropout > 0 and "dropout" in rngs else nnx.data(None)
+        # rngs["dropout"] falls back to the default stream, as nnx.Dropout's does
+        self.rngs = rngs["dropout"].fork() if dropout > 0 else nnx.data(None)
+
+    def _fields(self):
+        return _FIELDS if self.bias else _FIELDS[:2]
 
     @property
     def out_features(self) -> int:
@@ -49,7 +58,7 @@ class Recurrent(nnx.Module):
         for layer in range(self.stack.num_layers):
             entry = {}
             for direction, suffix in (("fwd", ""), ("bwd", "_reverse"))[: self.stack.num_directions]:
-                entry[direction] = {ours: getattr(self, f"{t}_l{layer}{suffix}")[...] for t, ours in _FIELDS}
+                entry[direction] = {ours: getattr(self, f"{t}_l{layer}{suffix}")[...] for t, ours in self._fields()}
             out.append(entry)
         return out
 
@@ -58,7 +67,8 @@ class Recurrent(nnx.Module):
 
     def __call__(self, x, carry0=None, *, lengths=None, deterministic: bool | None = None, rngs=None,
                  unroll: int = 1, time_major: bool = False):
-        """Returns ``(outputs, final_state)``; ``x`` is ``(batch, time, in_features)``."""
+        """Returns ``(outputs, final_state)``; ``x`` is ``(batch, time, in_features)``, or
+        ``(time, in_features)`` for one sequence."""
         deterministic = self.deterministic if deterministic is None else deterministic
         train = not deterministic and self.stack.dropout > 0 and self.stack.num_layers > 1
         key = None

@@ -1,32 +1,40 @@
 """The time loop, and the layers built on it.
 
-:func:`unroll` is the one place where seqjax loops over time (the library's only ``lax.scan``, apart
-from the fused loops of :mod:`seqjax._fast` that it hands LSTM and RNN cells to for their faster
-gradient; see :func:`fused_gradients`). It owns variable lengths, direction, the unroll factor and
-where the input projection is computed.
-:class:`Stack` builds bidirectional and multi-layer networks from it and loops over no timestep
-itself. Anything with a ``step(params, carry, x) -> (carry, y)`` method is a *core* and can be
-unrolled: the cells of :mod:`seqjax.cells`, a single-direction :class:`Stack`, and the
+:func:`unroll` is the one place where seqjax loops over time: one ``lax.scan`` for every core,
+and, for the cells with a fused rule (RNN, LSTM), the fused loop of :mod:`seqjax._fast`, whose
+gradient is faster. It owns variable lengths, direction, the unroll factor, where the input
+projection is computed, dtype promotion, and the static switch ``fused``. :func:`bidirectional`
+runs a cell both ways and :class:`Stack` builds multi-layer networks from it; neither loops over a
+timestep itself. Anything with a ``step(params, carry, x) -> (carry, y)`` method is a *core* and
+can be unrolled: the cells of :mod:`seqjax.cells`, a single-direction :class:`Stack`, and the
 autoregressive cores of :mod:`seqjax.structures` and :mod:`seqjax.decoding`.
 
 Variable-length batches: with ``lengths``, step ``t`` of sequence ``b`` is real iff
 ``t < lengths[b]``. On padded steps the carry is held and the output is zero. The reverse direction
 starts from ``carry0`` at each sequence's own last real step, so a padded batch gives exactly the
 outputs and final states each sequence would give alone.
+
+Dtypes: a cell computes in the promoted dtype of its params, inputs and initial carry (float32
+params with bfloat16 inputs compute and return float32), as Flax does.
+
+Eager calls: outside ``jit``, a cell's :func:`unroll` and a :class:`Stack` run as one compiled
+function per static configuration (cell, flags, shapes and dtypes), cached, so that calling a layer
+in a notebook costs a compiled call, not a fresh trace of every step.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.interpreters import ad
+from jax.interpreters import partial_eval as pe
 
 from seqjax import _fast
-from seqjax.cells import Cell, LSTMCarry, make_cell
+from seqjax.cells import Cell, make_cell
 
 MERGE_MODES = ("concat", "sum", "mean")
 
@@ -35,48 +43,42 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _eager(*trees) -> bool:
+    """No leaf is being traced: the call runs op by op, outside any transformation."""
+    return all(_is_concrete(a) for a in jax.tree_util.tree_leaves(trees))
+
+
+def _forward_mode(tree) -> bool:
+    """Whether forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``) is applied to this call, looking
+    through ``vmap``. Reverse mode (``grad``, ``vjp``, the inside of ``hessian``) is not forward
+    mode, and neither is a trace whose transformations are applied later (``jax.jvp(jax.jit(f))``:
+    see :func:`unroll`)."""
+    for leaf in jax.tree_util.tree_leaves(tree):
+        x = leaf
+        while isinstance(x, jax.core.Tracer):
+            if isinstance(x, ad.JVPTracer):
+                # JAX's older reverse mode is a JVP with partially evaluated tangents
+                return not isinstance(x.tangent, pe.JaxprTracer)
+            x = getattr(x, "val", None) if type(x).__name__ == "BatchTracer" else None
+    return False
+
+
 def _describe(carry) -> str:
     return str(jax.tree_util.tree_map(lambda a: tuple(np.shape(a)), carry))
 
 
-def default_hoist() -> bool:
-    """Whether :func:`unroll` projects all timesteps' inputs with one matmul before the scan.
+def _kind_of(x) -> str:
+    return type(x).__name__
 
-    That is cuDNN's recipe, kept for accelerators (not measured here). On XLA:CPU the hoisted
-    projection measured slower than projecting inside each step, 129 vs 77 ms for an LSTM forward
-    pass at (B, T, I, H) = (64, 128, 128, 256) (benchmarks/README.md), so CPU keeps the per-step
-    form.
+
+def default_hoist() -> bool:
+    """Whether :func:`unroll` projects all timesteps' inputs with one matmul before the loop.
+
+    That is cuDNN's recipe, kept for accelerators (not yet measured). On XLA:CPU the hoisted
+    projection measured slower than projecting inside each step (benchmarks/README.md), so CPU
+    keeps the per-step form.
     """
     return jax.default_backend() != "cpu"
-
-
-_FUSED_GRADIENTS = [True]
-
-
-@contextlib.contextmanager
-def fused_gradients(enabled: bool = True):
-    """Choose, while tracing, how :func:`unroll` differentiates the built-in cells.
-
-    On (the default), RNN and LSTM cells run through :func:`seqjax._fast.fused_unroll`: same
-    outputs, but a hand-written backward pass that computes the weight gradients with a few big
-    matmuls over many timesteps instead of one thin matmul per step (the cuDNN recipe; measured in
-    benchmarks/README.md). The GRU measured no faster that way and keeps the plain scan. Off,
-    :func:`unroll` is a plain ``lax.scan`` over ``cell.step`` differentiated by JAX autodiff. Turn
-    it off to use forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) through a
-    recurrent layer, which a ``custom_vjp`` does not support::
-
-        with seqjax.recurrent.fused_gradients(False):
-            jax.jvp(f, primals, tangents)
-
-    The setting is read when a function is traced, so wrap the first call (the trace) of a jitted
-    function, not later calls that hit its cache.
-    """
-    old = _FUSED_GRADIENTS[0]
-    _FUSED_GRADIENTS[0] = bool(enabled)
-    try:
-        yield
-    finally:
-        _FUSED_GRADIENTS[0] = old
 
 
 def check_lengths(lengths, batch: int | None, T: int):
@@ -85,7 +87,10 @@ def check_lengths(lengths, batch: int | None, T: int):
     Values are checked when they are concrete (numpy, or a jax array outside ``jit``); under
     ``jit`` only the shape and dtype can be checked while tracing.
     """
-    lengths = lengths if isinstance(lengths, jax.Array) else np.asarray(lengths)
+    if not hasattr(lengths, "shape"):
+        if isinstance(lengths, (list, tuple)):
+            raise ValueError(f"expected lengths as an integer array of shape {(batch,)}, got a {_kind_of(lengths)}")
+        lengths = np.asarray(lengths)
     want = () if batch is None else (batch,)
     if tuple(lengths.shape) != want:
         raise ValueError(f"expected lengths of shape {want} (one per sequence), got {tuple(lengths.shape)}")
@@ -99,35 +104,47 @@ def check_lengths(lengths, batch: int | None, T: int):
     return jnp.asarray(lengths, jnp.int32)
 
 
-def _check_cell_inputs(cell: Cell, params, xs, carry0, time_major: bool):
+def _check_inputs(cell: Cell, params, xs, time_major: bool) -> tuple[int, int]:
+    """Validate ``xs`` against the params of the cell that reads it, in the caller's layout.
+    Returns ``(input_size, hidden_size)``."""
     input_size, hidden = cell.sizes(params)
-    if not hasattr(xs, "ndim") or xs.ndim not in (2, 3):
-        shape = tuple(np.shape(xs))
-        layout = "(time, batch, features)" if time_major else "(batch, time, features)"
+    layout = "(time, batch, features)" if time_major else "(batch, time, features)"
+    if not hasattr(xs, "ndim") or not hasattr(xs, "dtype"):
+        raise ValueError(f"expected inputs as an array of shape {layout} with features={input_size}, or "
+                         f"(time, features) for one sequence; got a {_kind_of(xs)} (convert it with jnp.asarray)")
+    if xs.ndim not in (2, 3):
         raise ValueError(f"expected inputs of shape {layout} or (time, features) for one sequence, "
-                         f"features={input_size}; got shape {shape}")
+                         f"features={input_size}; got shape {tuple(xs.shape)}")
     if xs.shape[-1] != input_size:
         raise ValueError(f"expected inputs with {input_size} features (the params' input size), got shape "
                          f"{tuple(xs.shape)} with {xs.shape[-1]} features")
-    if carry0 is not None:
-        batch = () if xs.ndim == 2 else (xs.shape[1] if time_major else xs.shape[0],)
-        want = cell.initial_carry(batch, hidden)
-        got_struct = jax.tree_util.tree_structure(carry0)
-        ok = got_struct == jax.tree_util.tree_structure(want) or (
-            cell.kind == "lstm" and isinstance(carry0, tuple) and len(carry0) == 2)
-        if ok:
-            ok = all(np.shape(a) == b.shape for a, b in zip(jax.tree_util.tree_leaves(carry0),
-                                                             jax.tree_util.tree_leaves(want), strict=True))
-        if not ok:
-            raise ValueError(f"expected an initial carry shaped {_describe(want)} (batch, hidden={hidden}) for "
-                             f"{cell.name}, got {_describe(carry0)}")
-        if cell.kind == "lstm":
-            carry0 = LSTMCarry(*carry0)
-    return hidden, carry0
+    return input_size, hidden
+
+
+def _check_carry(cell: Cell, carry0, batch_shape: tuple[int, ...], hidden: int, layout: str):
+    """Validate an initial carry against the zero carry of shape ``(*batch_shape, hidden)``; an
+    LSTM carry may be a plain ``(h, c)`` pair. Returns it in the cell's carry type."""
+    want = jax.eval_shape(lambda: cell.initial_carry(batch_shape, hidden))
+    if isinstance(want, tuple) and type(carry0) is not type(want) and isinstance(carry0, (tuple, list)) \
+            and len(carry0) == len(want):
+        carry0 = type(want)(*carry0)
+    ok = jax.tree_util.tree_structure(carry0) == jax.tree_util.tree_structure(want) and all(
+        np.shape(a) == b.shape for a, b in zip(jax.tree_util.tree_leaves(carry0), jax.tree_util.tree_leaves(want),
+                                              strict=True))
+    if not ok:
+        raise ValueError(f"expected an initial carry shaped {_describe(want)} {layout} for {cell.name}, "
+                         f"got {_describe(carry0)}")
+    return carry0
+
+
+def _compute_dtype(*trees):
+    """The promoted dtype of the floating-point leaves (float32 if there are none)."""
+    dtypes = [a.dtype for a in jax.tree_util.tree_leaves(trees) if jnp.issubdtype(a.dtype, jnp.floating)]
+    return jnp.result_type(*dtypes) if dtypes else jnp.dtype(jnp.float32)
 
 
 def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False, unroll: int = 1,
-           time_major: bool = False, hoist: bool | None = None):
+           time_major: bool = False, hoist: bool | None = None, fused: bool = True):
     """Run ``cell.step`` over time. Returns ``(final_carry, ys)``.
 
     Args:
@@ -143,59 +160,106 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
       time_major: layout of ``xs`` and ``ys``.
       hoist: compute ``W_ih x + b_ih`` for all steps before the loop; ``None`` picks per backend
         (:func:`default_hoist`).
+      fused: static switch for the cells with a fused rule (RNN, LSTM). ``True`` runs them through
+        :mod:`seqjax._fast`: the same outputs, with a hand-written backward pass that computes the
+        weight gradients with a few big matmuls (faster training). ``False`` runs the plain
+        ``lax.scan`` differentiated by JAX. Other cells and cores always take the scan.
+
+    Forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``) of a function that calls ``unroll`` works
+    with either setting: under forward mode the call takes the plain scan. ``jax.hessian`` works
+    too. Only forward mode applied to a function that was already traced without it, such as
+    ``jax.jvp(jax.jit(f))``, cannot be seen here and fails in JAX's ``custom_vjp``; build that
+    ``f`` with ``fused=False``.
 
     Returns:
       ``final_carry`` (the state after each sequence's last real step; after its first real step
       when ``reverse``) and ``ys`` in the layout of ``xs`` (zeros at padded steps).
+
+    A core of your own passes through ``jax.jit(unroll)`` as a static argument,
+    ``jax.jit(unroll, static_argnums=0)``, or by registering its class with
+    ``jax.tree_util.register_static`` (it must be hashable, e.g. a frozen dataclass).
     """
     if isinstance(cell, str):
         cell = make_cell(cell)
     if not hasattr(cell, "step"):
-        raise ValueError(f"expected a cell or a core with a step(params, carry, x) method, got {type(cell).__name__}")
-    if not isinstance(unroll, int) or unroll < 1:
+        raise ValueError(f"expected a cell or a core with a step(params, carry, x) method, got {_kind_of(cell)}")
+    if not isinstance(unroll, int) or isinstance(unroll, bool) or unroll < 1:
         raise ValueError(f"unroll must be a positive int, got {unroll!r}")
-    is_cell = isinstance(cell, Cell)
+    hoist = default_hoist() if hoist is None else bool(hoist)
 
-    single = False
-    if is_cell:
-        hidden, carry0 = _check_cell_inputs(cell, params, xs, carry0, time_major)
-        if xs.ndim == 2:  # one sequence: (time, features) -> (time, 1, features)
-            single, xs, time_major = True, xs[:, None, :], True
-            if carry0 is not None:
-                carry0 = jax.tree_util.tree_map(lambda a: a[None], carry0)
-            if lengths is not None:
-                lengths = jnp.reshape(check_lengths(lengths, None, xs.shape[0]), (1,))
-    elif carry0 is None:
-        raise ValueError(f"carry0 is required to unroll a generic core ({type(cell).__name__})")
+    if not isinstance(cell, Cell):
+        return _unroll_core(cell, params, xs, carry0, lengths, bool(reverse), unroll, time_major)
 
+    _, hidden = _check_inputs(cell, params, xs, time_major)
+    single = xs.ndim == 2
+    T, B = (xs.shape[0], None) if single else xs.shape[:2] if time_major else xs.shape[1::-1]
+    if carry0 is not None:
+        carry0 = _check_carry(cell, carry0, () if single else (B,), hidden, f"(batch, hidden={hidden})")
+    if lengths is not None:
+        lengths = check_lengths(lengths, B, T)
+    if single:  # one sequence: (time, features) -> (time, 1, features)
+        xs, time_major = xs[:, None, :], True
+        carry0 = None if carry0 is None else jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], carry0)
+        lengths = None if lengths is None else jnp.reshape(lengths, (1,))
+    run = _unroll_cell_jit if _eager(params, xs, carry0, lengths) else _unroll_cell
+    final, ys = run(cell, params, xs, carry0, lengths, bool(reverse), unroll, time_major, hoist, bool(fused))
+    if single:
+        return jax.tree_util.tree_map(lambda a: a[0], final), ys[:, 0]
+    return final, ys
+
+
+_unroll = unroll  # the name `unroll` is also a keyword argument below
+
+
+def _unroll_cell(cell: Cell, params, xs, carry0, lengths, reverse, unroll, time_major, hoist, fused):
+    """A checked, batched cell unroll: promotes dtypes, fills the zero carry, picks the loop."""
+    dtype = _compute_dtype(params, xs, carry0)
+    xs = xs.astype(dtype) if xs.dtype != dtype else xs
+    if carry0 is None:
+        carry0 = cell.initial_carry((xs.shape[1 if time_major else 0],), cell.sizes(params)[1], dtype)
+    else:
+        carry0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), carry0)
+    carry0 = _fast.match_varying(carry0, params, xs, lengths)  # under shard_map
+    if fused and _fast.supports(cell) and not _forward_mode((params, xs, carry0)):
+        return _fast.fused_unroll(cell, params, xs, carry0, lengths, reverse=reverse, time_major=time_major,
+                                  opts=_fast.default_options(hoist=hoist, unroll=unroll))
+    return _scan(cell, params, xs, carry0, lengths, reverse=reverse, unroll=unroll, time_major=time_major,
+                 hoist=hoist)
+
+
+# positions: cell, reverse, unroll, time_major, hoist, fused are static
+_unroll_cell_jit = jax.jit(_unroll_cell, static_argnums=(0, 5, 6, 7, 8, 9))
+
+
+def _unroll_core(core, params, xs, carry0, lengths, reverse, unroll, time_major):
+    """Unroll a generic core (anything with ``step``)."""
+    if carry0 is None:
+        raise ValueError(f"carry0 is required to unroll a generic core ({_kind_of(core)})")
     leaves = jax.tree_util.tree_leaves(xs)
     if not leaves:
         raise ValueError("unroll needs at least one input array to know the number of steps")
-    T, B = leaves[0].shape[:2] if time_major else leaves[0].shape[1::-1]
-
-    if carry0 is None:
-        carry0 = cell.initial_carry((B,), hidden, dtype=xs.dtype)
-    if lengths is not None and not single:
+    if any(np.ndim(a) < 2 for a in leaves):
+        raise ValueError(f"expected every input leaf to have batch and time axes, got shapes {_describe(xs)}")
+    T, B = np.shape(leaves[0])[:2] if time_major else np.shape(leaves[0])[1::-1]
+    if lengths is not None:
         lengths = check_lengths(lengths, B, T)
+        _check_batch_axes(core, carry0, B)
+    return _scan(core, params, xs, carry0, lengths, reverse=reverse, unroll=unroll, time_major=time_major,
+                 hoist=False)
 
-    if hoist is None:
-        hoist = default_hoist()
-    if is_cell and _FUSED_GRADIENTS[0] and _fast.supports(cell) and cell.kind in _fast.DEFAULT_KINDS:
-        # the cuDNN-style loop with its own backward pass, reading either layout in place
-        final, ys = _fast.fused_unroll(cell, params, xs, carry0, lengths, reverse=reverse, time_major=time_major,
-                                       opts=_fast.default_options(hoist=bool(hoist), unroll=unroll))
-        if single:
-            return jax.tree_util.tree_map(lambda a: a[0], final), ys[:, 0]
-        return final, ys
 
+def _scan(core, params, xs, carry0, lengths, *, reverse, unroll, time_major, hoist):
+    """The ``lax.scan`` over ``core.step``, with masking; ``hoist`` (cells) projects the inputs first."""
+    leaves = jax.tree_util.tree_leaves(xs)
+    T = leaves[0].shape[0 if time_major else 1]
     xs_t = xs if time_major else jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), xs)
-    if is_cell and hoist:
-        xs_t = cell.project_input(params, xs_t)
-        step = cell.step_projected
+    if hoist and isinstance(core, Cell):
+        xs_t = core.project_input(params, xs_t)
+        step = core.step_projected
     else:
-        step = cell.step
-
-    axes = carry_batch_axes(cell, carry0) if lengths is not None else None
+        step = core.step
+    axes = None if lengths is None else jax.tree_util.tree_structure(carry0).flatten_up_to(
+        carry_batch_axes(core, carry0))
 
     def body(carry, inp):
         x_t, t = inp
@@ -210,20 +274,16 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
                 shape[axis] = valid.shape[0]
                 return jnp.where(valid.reshape(shape), new, old)
 
-            new_carry = jax.tree_util.tree_map(keep, new_carry, carry, axes)
+            treedef = jax.tree_util.tree_structure(new_carry)
+            new_carry = treedef.unflatten([keep(n, o, a) for n, o, a in zip(
+                treedef.flatten_up_to(new_carry), treedef.flatten_up_to(carry), axes, strict=True)])
             y = jax.tree_util.tree_map(lambda a: keep(a, jnp.zeros_like(a)), y)
         return new_carry, y
 
     final, ys = jax.lax.scan(body, carry0, (xs_t, jnp.arange(T)), reverse=reverse, unroll=unroll)
-
-    if single:
-        return jax.tree_util.tree_map(lambda a: a[0], final), jax.tree_util.tree_map(lambda a: a[:, 0], ys)
     if not time_major:
         ys = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), ys)
     return final, ys
-
-
-_unroll = unroll  # the name `unroll` is also a keyword argument below
 
 
 def carry_batch_axes(core, carry):
@@ -237,6 +297,20 @@ def carry_batch_axes(core, carry):
     if callable(axis):
         return axis(carry)
     return jax.tree_util.tree_map(lambda _: axis, carry)
+
+
+def _check_batch_axes(core, carry, batch: int):
+    """With ``lengths``, every carry leaf must have the batch on its axis (or be marked shared)."""
+    paths = jax.tree_util.tree_flatten_with_path(carry)[0]
+    axes = jax.tree_util.tree_structure(carry).flatten_up_to(carry_batch_axes(core, carry))
+    for (path, leaf), axis in zip(paths, axes, strict=True):
+        shape = tuple(np.shape(leaf))
+        if axis is not None and not (-len(shape) <= axis < len(shape) and shape[axis] == batch):
+            raise ValueError(
+                f"with lengths, unroll holds each carry leaf on padded steps, along its batch axis; carry leaf "
+                f"{jax.tree_util.keystr(path) or '(the carry)'} of shape {shape} has no batch axis {axis} of size "
+                f"{batch}. Give {_kind_of(core)} a carry_batch_axis: an int, or a function of the carry returning "
+                "one per leaf (None for a leaf shared by the whole batch, like a step counter)")
 
 
 def merge(fwd: jax.Array, bwd: jax.Array, mode: str) -> jax.Array:
@@ -253,7 +327,8 @@ def merge(fwd: jax.Array, bwd: jax.Array, mode: str) -> jax.Array:
 def bidirectional(cell, params_fwd, params_bwd, xs, carry0=None, *, lengths=None, merge_mode="concat", **kw):
     """Run a cell forwards and backwards (within lengths) and merge the outputs.
 
-    Returns ``((final_fwd, final_bwd), ys)``; ``carry0`` is ``None`` or a ``(fwd, bwd)`` pair.
+    Returns ``((final_fwd, final_bwd), ys)``; ``carry0`` is ``None`` or a ``(fwd, bwd)`` pair;
+    ``kw`` are :func:`unroll`'s other keyword arguments.
     """
     c_f, c_b = (None, None) if carry0 is None else carry0
     final_f, y_f = _unroll(cell, params_fwd, xs, c_f, lengths=lengths, **kw)
@@ -269,7 +344,8 @@ class Stack:
     Params are a list with one dict per layer, ``{"fwd": cell_params}`` plus ``"bwd"`` when
     bidirectional. Final states use PyTorch's ``(num_layers * num_directions, batch, hidden)``
     layout, ordered layer by layer with the forward direction first. Dropout (rate ``dropout``) is
-    applied to each layer's output except the last, in training only.
+    applied to each layer's output except the last, in training only. ``fused`` is
+    :func:`unroll`'s static switch, for every layer.
     """
 
     cell: Cell
@@ -277,6 +353,7 @@ class Stack:
     bidirectional: bool = False
     merge: str = "concat"
     dropout: float = 0.0
+    fused: bool = True
 
     carry_batch_axis = 1  # as a core (see step), the carry is (num_layers, batch, hidden)
 
@@ -297,16 +374,16 @@ class Stack:
         return hidden_size * (2 if self.bidirectional and self.merge == "concat" else 1)
 
     def init(self, key, input_size: int, hidden_size: int, *, init: str = "torch", forget_bias: float = 0.0,
-             dtype: Any = jnp.float32) -> list[dict]:
+             bias: bool = True, dtype: Any = jnp.float32) -> list[dict]:
+        """Params for every layer and direction; the arguments are those of :meth:`Cell.init`."""
         layers = []
         keys = jax.random.split(key, self.num_layers * 2)
         in_size = input_size
         for layer in range(self.num_layers):
-            p = {"fwd": self.cell.init(keys[2 * layer], in_size, hidden_size, init=init,
-                                       forget_bias=forget_bias, dtype=dtype)}
+            kw = dict(init=init, forget_bias=forget_bias, bias=bias, dtype=dtype)
+            p = {"fwd": self.cell.init(keys[2 * layer], in_size, hidden_size, **kw)}
             if self.bidirectional:
-                p["bwd"] = self.cell.init(keys[2 * layer + 1], in_size, hidden_size, init=init,
-                                          forget_bias=forget_bias, dtype=dtype)
+                p["bwd"] = self.cell.init(keys[2 * layer + 1], in_size, hidden_size, **kw)
             layers.append(p)
             in_size = self.output_size(hidden_size)
         return layers
@@ -315,58 +392,63 @@ class Stack:
         """Zero state in PyTorch's layout ``(num_layers * num_directions, batch, hidden)``."""
         return self.cell.initial_carry((self.num_layers * self.num_directions, batch_size), hidden_size, dtype)
 
-    def _check_params(self, params):
+    def _check_params(self, params) -> int:
+        """Validate every layer's params, and that each layer reads what the one below gives.
+        Returns the hidden size."""
         if not isinstance(params, (list, tuple)) or len(params) != self.num_layers:
-            n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
+            n = len(params) if isinstance(params, (list, tuple)) else _kind_of(params)
             raise ValueError(f"expected params for {self.num_layers} layer(s) (a list from Stack.init), got {n}")
         want = {"fwd", "bwd"} if self.bidirectional else {"fwd"}
+        hidden = None
         for i, p in enumerate(params):
             if not isinstance(p, dict) or set(p) != want:
-                got = sorted(p) if isinstance(p, dict) else type(p).__name__
+                got = sorted(p) if isinstance(p, dict) else _kind_of(p)
                 raise ValueError(f"layer {i} params must have keys {sorted(want)} "
                                  f"(bidirectional={self.bidirectional}), got {got}")
+            for d in sorted(want, reverse=True):
+                try:
+                    in_size, h = self.cell.sizes(p[d])
+                except ValueError as e:
+                    raise ValueError(f"layer {i} ({d}): {e}") from None
+                hidden = h if hidden is None else hidden
+                if h != hidden:
+                    raise ValueError(f"layer {i} ({d}) params have hidden size {h}; layer 0 has {hidden}")
+                if i > 0 and in_size != self.output_size(hidden):
+                    raise ValueError(f"layer {i} ({d}) params take {in_size} input features, but layer {i - 1} "
+                                     f"outputs {self.output_size(hidden)} (hidden {hidden}, "
+                                     f"bidirectional={self.bidirectional}, merge={self.merge!r})")
+        return hidden
 
     def __call__(self, params, xs, carry0=None, *, lengths=None, rng=None, train: bool = False,
                  unroll: int = 1, time_major: bool = False, hoist: bool | None = None):
-        """Run all layers. Returns ``(final_carry, ys)``; see the class docstring for layouts."""
-        self._check_params(params)
-        cell, D, L = self.cell, self.num_directions, self.num_layers
-        _, hidden = cell.sizes(params[0]["fwd"])
-        if not hasattr(xs, "ndim") or xs.ndim != 3:
-            layout = "(time, batch, features)" if time_major else "(batch, time, features)"
-            raise ValueError(f"expected inputs of shape {layout}, got {tuple(np.shape(xs))}")
-        B = xs.shape[1] if time_major else xs.shape[0]
+        """Run all layers. Returns ``(final_carry, ys)``; see the class docstring for layouts.
+
+        ``xs`` is ``(batch, time, features)`` (``(time, batch, features)`` if ``time_major``), or
+        ``(time, features)`` for one sequence, whose carries then have no batch axis:
+        ``(num_layers * num_directions, hidden)``."""
+        hidden = self._check_params(params)
+        _check_inputs(self.cell, params[0]["fwd"], xs, time_major)
+        single = xs.ndim == 2
+        T, B = (xs.shape[0], None) if single else xs.shape[:2] if time_major else xs.shape[1::-1]
+        LD = self.num_layers * self.num_directions
         if carry0 is not None:
-            want = self.initial_carry(B, hidden)
-            if jax.tree_util.tree_structure(carry0) != jax.tree_util.tree_structure(want) and not (
-                    cell.kind == "lstm" and isinstance(carry0, tuple) and len(carry0) == 2):
-                raise ValueError(f"expected an initial carry shaped {_describe(want)}, got {_describe(carry0)}")
-            if cell.kind == "lstm":
-                carry0 = LSTMCarry(*carry0)
-            for a, b in zip(jax.tree_util.tree_leaves(carry0), jax.tree_util.tree_leaves(want), strict=True):
-                if np.shape(a) != b.shape:
-                    raise ValueError(f"expected an initial carry shaped {_describe(want)} "
-                                     f"(num_layers*num_directions, batch, hidden), got {_describe(carry0)}")
-        if train and self.dropout > 0 and L > 1 and rng is None:
+            carry0 = _check_carry(self.cell, carry0, (LD,) if single else (LD, B), hidden,
+                                  "(num_layers*num_directions, batch, hidden)")
+        if lengths is not None:
+            lengths = check_lengths(lengths, B, T)
+        if train and self.dropout > 0 and self.num_layers > 1 and rng is None:
             raise ValueError("Stack(dropout>0) needs an rng when train=True")
-        h = xs if time_major else jnp.swapaxes(xs, 0, 1)
-        finals = []
-        kw = dict(lengths=lengths, unroll=unroll, time_major=True, hoist=hoist)
-        for layer, p in enumerate(params):
-            c0 = None if carry0 is None else [jax.tree_util.tree_map(lambda a, i=layer * D + d: a[i], carry0)
-                                             for d in range(D)]
-            f_fwd, y = _unroll(cell, p["fwd"], h, None if c0 is None else c0[0], **kw)
-            finals.append(f_fwd)
-            if self.bidirectional:
-                f_bwd, y_b = _unroll(cell, p["bwd"], h, None if c0 is None else c0[1], reverse=True, **kw)
-                finals.append(f_bwd)
-                y = merge(y, y_b, self.merge)
-            if train and self.dropout > 0 and layer < L - 1:
-                keep = jax.random.bernoulli(jax.random.fold_in(rng, layer), 1.0 - self.dropout, y.shape)
-                y = jnp.where(keep, y / (1.0 - self.dropout), 0.0).astype(y.dtype)
-            h = y
-        final = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *finals)
-        ys = h if time_major else jnp.swapaxes(h, 0, 1)
+        if not isinstance(unroll, int) or isinstance(unroll, bool) or unroll < 1:
+            raise ValueError(f"unroll must be a positive int, got {unroll!r}")
+        hoist = default_hoist() if hoist is None else bool(hoist)
+        if single:
+            xs, time_major = xs[:, None, :], True
+            carry0 = None if carry0 is None else jax.tree_util.tree_map(lambda a: jnp.asarray(a)[:, None], carry0)
+            lengths = None if lengths is None else jnp.reshape(lengths, (1,))
+        run = _stack_jit if _eager(params, xs, carry0, lengths, rng) else _run_stack
+        final, ys = run(self, params, xs, carry0, lengths, rng, bool(train), unroll, time_major, hoist)
+        if single:
+            return jax.tree_util.tree_map(lambda a: a[:, 0], final), ys[:, 0]
         return final, ys
 
     def top_hidden(self, final_carry) -> jax.Array:
@@ -385,3 +467,30 @@ class Stack:
             c, x = self.cell.step(p["fwd"], jax.tree_util.tree_map(lambda a, i=layer: a[i], carry), x)
             new.append(c)
         return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *new), x
+
+
+def _run_stack(stack: Stack, params, xs, carry0, lengths, rng, train, unroll, time_major, hoist):
+    """The layers of a checked, batched :class:`Stack` call."""
+    D = stack.num_directions
+    h = xs if time_major else jnp.swapaxes(xs, 0, 1)
+    kw = dict(lengths=lengths, unroll=unroll, time_major=True, hoist=hoist, fused=stack.fused)
+    finals = []
+    for layer, p in enumerate(params):
+        c0 = None if carry0 is None else [jax.tree_util.tree_map(lambda a, i=layer * D + d: a[i], carry0)
+                                         for d in range(D)]
+        if stack.bidirectional:
+            f, y = bidirectional(stack.cell, p["fwd"], p["bwd"], h, c0, merge_mode=stack.merge, **kw)
+            finals.extend(f)
+        else:
+            f, y = _unroll(stack.cell, p["fwd"], h, None if c0 is None else c0[0], **kw)
+            finals.append(f)
+        if train and stack.dropout > 0 and layer < stack.num_layers - 1:
+            keep = jax.random.bernoulli(jax.random.fold_in(rng, layer), 1.0 - stack.dropout, y.shape)
+            y = jnp.where(keep, y / (1.0 - stack.dropout), 0.0).astype(y.dtype)
+        h = y
+    final = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *finals)
+    return final, (h if time_major else jnp.swapaxes(h, 0, 1))
+
+
+# positions: stack, train, unroll, time_major, hoist are static
+_stack_jit = jax.jit(_run_stack, static_argnums=(0, 6, 7, 8, 9))

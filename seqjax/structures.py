@@ -50,12 +50,6 @@ def sequence_mask(lengths: jax.Array, T: int) -> jax.Array:
     return jnp.arange(T)[None, :] < jnp.asarray(lengths)[:, None]
 
 
-def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean of ``values`` over positions where ``mask`` is True (same shape)."""
-    mask = mask.astype(values.dtype)
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
 def pool(ys: jax.Array, lengths: jax.Array | None = None, mode: str = "last") -> jax.Array:
     """N → 1: summarise ``(batch, time, H)`` outputs into ``(batch, H)``.
 
@@ -122,10 +116,9 @@ class OneToMany:
 
     def step(self, params, carry, x):
         t, core_carry, prev_out = carry
-        x_t = x if x is not None else None
         inp = self._input(params, t, prev_out)
         core_carry, h = self.core.step(params["core"], core_carry, inp)
-        out = h if self.readout is None else self.readout(params, h, x_t)
+        out = h if self.readout is None else self.readout(params, h, x)
         return (t + 1, core_carry, out), out
 
     def __call__(self, params, v, carry0, steps: int, *, start=None, step_inputs=None, unroll_factor: int = 1):

@@ -9,15 +9,15 @@ import pytest
 SHARED_DATA = Path(os.environ.get("SEQJAX_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
-@pytest.fixture
-def x64():
-    """Run a test body with float64 enabled."""
-    with jax.enable_x64(True):
+@pytest.fixture(autouse=True)
+def strict_shapes():
+    """As in equinox's suite: implicit rank promotion raises, in every test, so shape bugs fail loudly."""
+    with jax.numpy_rank_promotion("raise"):
         yield
 
 
 @pytest.fixture
-def strict_shapes():
-    """Like equinox's suite: implicit rank promotion raises, so shape bugs fail loudly."""
-    with jax.numpy_rank_promotion("raise"):
+def x64():
+    """Run a test body with float64 enabled."""
+    with jax.enable_x64(True):
         yield

