@@ -9,7 +9,7 @@ This script times the same work in alternating rounds, so drift hits every compe
 competitor trains on the protocol's set-up (embedding 64, 2-layer LSTM(256), batch 32 random
 128-character windows, Adam 2e-3, clip-norm 5). A step includes drawing its batch:
 
-* `seqjax`: the trainer's jitted `train_step` (`seqjax.train.state`), fed by `CharGenTask.train_batch`;
+* `seqjax`: the trainer's jitted `train_step` (`seqjax.train.state`), fed by chargen's data (`data.train[s]`);
 * `seqjax[bf16]`: the same with `model.matmul_dtype=bfloat16`;
 * `torch`: the loop of `benchmarks/chargen_torch_reference.py`;
 * `torch[bf16]`: the same under `torch.autocast("cpu", torch.bfloat16)`.
@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from experiments.chargen import data as chargen_data  # noqa: E402
 from experiments.chargen.configs.protocol import get_config  # noqa: E402
 from experiments.chargen.task import CharGenTask  # noqa: E402
 from seqjax.train.state import init_state, make_optimizer, make_train_step  # noqa: E402
@@ -40,7 +41,8 @@ def seqjax_competitor(text_file: str, matmul_dtype: str):
     config = get_config()
     config.data.source, config.data.text_file = ("file", text_file) if text_file else ("embedded", "")
     config.model.matmul_dtype = matmul_dtype
-    task = CharGenTask(config)
+    data = chargen_data.load(config)
+    task = CharGenTask(config, data.metadata)
     optimizer = make_optimizer(config.train)
     step_fn = jax.jit(make_train_step(task, optimizer), donate_argnums=(0,))
     state = [jax.jit(partial(init_state, task, optimizer, batch_size=config.train.batch_size))(jax.random.PRNGKey(0))]
@@ -48,11 +50,11 @@ def seqjax_competitor(text_file: str, matmul_dtype: str):
 
     def run(n):
         for _ in range(n):
-            state[0], _ = step_fn(state[0], task.train_batch(counter[0]), key)
+            state[0], _ = step_fn(state[0], data.train[counter[0]], key)
             counter[0] += 1
         jax.block_until_ready(state[0])
 
-    return run, task.vocab.size, task.data.train
+    return run, task.vocab.size, data.train_ids
 
 
 def torch_competitor(vocab_size: int, train_ids: np.ndarray, bf16: bool):
