@@ -12,9 +12,11 @@
   (``T = lag + copy_len``). Scored at those ``copy_len`` steps only; chance accuracy is
   ``1 / num_symbols``.
 * ``tagging``: a task that needs context from both sides (N -> N, like part-of-speech tags). A
-  sequence of ``tag_len`` uniform symbols; the tag at step ``t`` is ``(x[t - lag] + x[t + lag])
-  mod num_symbols``, scored at the ``tag_len - 2 lag`` steps that have both neighbours. Given
-  either side alone the tag is uniform, so a unidirectional model cannot beat chance.
+  sequence of ``tag_len`` uniform symbols; the tag at step ``t`` is the pair of its two
+  neighbours ``lag`` steps away, one class of ``num_symbols**2``: ``x[t - lag] * num_symbols +
+  x[t + lag]``, scored at the ``tag_len - 2 lag`` steps that have both. A linear readout of the
+  two directions' states can name the pair; a unidirectional model knows only the past half, so
+  its accuracy is at most ``1 / num_symbols`` (chance is ``1 / num_symbols**2``).
 
 Inputs are float32 ``(T, features)``: the two adding features, or one-hot symbols (``copy`` has
 two more one-hot columns, the blank and the delimiter). Batches are
@@ -66,7 +68,7 @@ def layout(d) -> Layout:
         return Layout("adding", d.lag, 2, 0, None)
     if d.task == "copy":
         return Layout("copy", d.lag + d.copy_len, d.num_symbols + 2, d.num_symbols, (d.lag, d.lag + d.copy_len))
-    return Layout("tagging", d.tag_len, d.num_symbols, d.num_symbols, (d.lag, d.tag_len - d.lag))
+    return Layout("tagging", d.tag_len, d.num_symbols, d.num_symbols**2, (d.lag, d.tag_len - d.lag))
 
 
 def check_config(config) -> None:
@@ -113,7 +115,7 @@ def example(d, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {"inputs": np.eye(K + 2, dtype=np.float32)[tokens], "targets": symbols.astype(np.int32)}
     tokens = rng.integers(0, K, T)
     start, stop = lay.readout
-    tags = (tokens[start - d.lag:stop - d.lag] + tokens[start + d.lag:stop + d.lag]) % K
+    tags = tokens[start - d.lag:stop - d.lag] * K + tokens[start + d.lag:stop + d.lag]
     return {"inputs": np.eye(K, dtype=np.float32)[tokens], "targets": tags.astype(np.int32)}
 
 

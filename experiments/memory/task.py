@@ -10,7 +10,8 @@ scored steps (the mean per sequence). Metrics are ``(sum, count)`` pairs weighte
 * ``mse`` (adding) or ``accuracy`` (copy, tagging: the share of scored symbols right);
 * ``skill``: the share of the gap between the trivial baseline and perfect that the model closes:
   ``1 - mse / (1/6)`` for adding (predicting the mean scores 0), ``(accuracy - c) / (1 - c)`` with
-  chance ``c = 1/num_symbols`` otherwise. 1 is perfect; 0 or below is no better than trivial.
+  chance ``c`` otherwise (``1/num_symbols`` for copy,
+  ``1/num_symbols**2`` for tagging). 1 is perfect; 0 or below is no better than trivial.
 
 ``final_eval`` scores the fixed test set: ``test_loss``, ``test_mse`` or ``test_accuracy``, and
 ``test_skill``.

@@ -32,7 +32,7 @@ def get_config() -> ConfigDict:
         lag=50,                # adding: the sequence length T, the first marked number in its first half;
                                # copy: steps from reading a symbol to writing it back;
                                # tagging: how far each tag's two neighbours are
-        num_symbols=8,         # copy and tagging: the alphabet (chance accuracy 1/8)
+        num_symbols=8,         # copy and tagging: the alphabet (copy's chance accuracy 1/8, tagging's 1/64)
         copy_len=5,            # copy: symbols to remember
         tag_len=40,            # tagging: sequence length (tags at the tag_len - 2 lag steps with both neighbours)
         val_size=512,          # fixed validation sequences
