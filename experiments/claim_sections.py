@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 from seqjax import sweep as sw
 from seqjax.sweep.spec import REPO, load_sweep_file, to_text
@@ -60,7 +61,6 @@ class Scale:
     explode_gain: float  # the recurrent weights' scale that shows exploding gradients at init
 
 
-
 # ----------------------------------------------------------------------------- the context
 
 
@@ -70,7 +70,15 @@ class Context:
     def __init__(self, scale: Scale, root: str, out: str, parallel: int, log):
         self.scale, self.root, self.out, self.parallel, self.log = scale, root, out, parallel, log
         self.figures: list[dict] = []  # every sweep figure printed: where it was read, and its text
-        self.run_seconds = 0.0
+        self.busy_seconds = 0.0  # wall time during which the studies had a run going, over every session
+
+    def sessions(self) -> list[dict]:
+        """Every study session that ran something, in every invocation: study, start, seconds, load."""
+        path = os.path.join(self.root, self.scale.name, "sessions.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
 
     def say(self, text: str) -> None:
         print(f"claims: {text}", file=self.log, flush=True)
@@ -82,9 +90,18 @@ class Context:
         root = os.path.join(self.root, self.scale.name, name)
         seeded = sw.product(runs, sw.sweep("seed", range(seeds)))
         self.say(f"{name}: {len(seeded)} runs of {experiment} in {root}")
+        start, load = time.time(), os.getloadavg()[0]
         result = sw.run(experiment, seeded, config=config, root=root, parallel=self.parallel, out=self.log,
                         label=name)
-        self.run_seconds += sum(r["metrics"].get("wall_time_s") or 0.0 for r in result["rows"])
+        if result["counts"]["interrupted"]:
+            raise KeyboardInterrupt
+        if sum(result["counts"][k] for k in ("finished", "failed")):  # kept across invocations, for the cost
+            session = {"study": name, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)),
+                       "seconds": round(time.time() - start, 1), "load": [load, os.getloadavg()[0]],
+                       "ran": result["counts"]["finished"] + result["counts"]["failed"]}
+            with open(os.path.join(self.root, self.scale.name, "sessions.jsonl"), "a") as f:
+                f.write(json.dumps(session) + "\n")
+        self.busy_seconds += busy_seconds(root)
         return {**result, "commands": reproduce(experiment, config, runs, seeds, root, sweep_file)}
 
     def stat(self, result: dict, metric: str, **setting) -> dict | None:
@@ -113,6 +130,23 @@ def fmt(mean: float, std: float | None = None, digits: int = 3) -> str:
         return str(mean)
     text = f"{mean:.{digits}g}"
     return text if not std else f"{text} ± {std:.2g}"
+
+
+def busy_seconds(root: str) -> float:
+    """The wall time during which a sweep root had a run going: the union of its runs' launch intervals
+    (``logs/<run>.json``: start and wall time), so resumed and parallel runs count once."""
+    intervals = []
+    for name in os.listdir(os.path.join(root, "logs")):
+        if name.endswith(".json"):
+            with open(os.path.join(root, "logs", name)) as f:
+                record = json.load(f)
+            begin = time.mktime(time.strptime(record["started"], "%Y-%m-%d %H:%M:%S"))
+            intervals.append((begin, begin + record["wall_time_s"]))
+    total, end = 0.0, -math.inf
+    for begin, stop in sorted(intervals):
+        total += max(0.0, stop - max(begin, end))
+        end = max(end, stop)
+    return total
 
 
 def commands(result: dict) -> list[str]:
@@ -228,13 +262,20 @@ def claim_params(ctx: Context, lags: dict) -> Claim:
 
 
 def run_benchmark(ctx: Context) -> dict:
+    """``benchmarks/rnn_throughput.py``'s JSON, run once into the root (delete the file to measure again),
+    with the seconds it took added as ``elapsed_s``."""
     path = os.path.join(ctx.root, ctx.scale.name, "rnn_throughput.json")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         argv = [sys.executable, os.path.join(REPO, "benchmarks", "rnn_throughput.py"), *ctx.scale.bench_args,
                 "--json", path + ".tmp"]
         ctx.say("benchmark: " + " ".join(argv[1:]))
+        start = time.time()
         subprocess.run(argv, check=True, stdout=ctx.log, stderr=ctx.log, cwd=REPO)
+        with open(path + ".tmp") as f:
+            bench = {**json.load(f), "elapsed_s": time.time() - start}
+        with open(path + ".tmp", "w") as f:
+            json.dump(bench, f)
         os.replace(path + ".tmp", path)
     with open(path) as f:
         return json.load(f)
@@ -535,20 +576,23 @@ def claim_bidirectional(ctx: Context, bi: dict) -> Claim:
 # ----------------------------------------------------------------------------- 6. clipping
 
 
-def claim_clipping(ctx: Context, clip: dict) -> Claim:
+def diverged(row: dict) -> bool:
+    """A clipping run diverged: the trainer stopped it on a non-finite loss or gradient ("loss became inf",
+    "gradient became non-finite"), or it ended with a training loss above ``DIVERGED_LOSS`` x the trivial MSE."""
     from experiments.memory.data import ADDING_BASELINE_MSE
 
+    if row["status"] == "failed":
+        return " became " in row["error"]
+    loss = row["metrics"].get("train_loss")
+    return row["status"] == "finished" and (loss is None or not math.isfinite(loss)
+                                            or loss > DIVERGED_LOSS * ADDING_BASELINE_MSE)
+
+
+def claim_clipping(ctx: Context, clip: dict) -> Claim:
     groups: dict[tuple, list[dict]] = {}
     for row in clip["rows"]:
         key = (row["overrides"]["train.learning_rate"], float(row["overrides"]["train.clip_norm"]) > 0)
         groups.setdefault(key, []).append(row)
-
-    def diverged(row) -> bool:
-        if row["status"] == "failed":
-            return "non-finite" in row["error"] or "became" in row["error"]
-        loss = row["metrics"].get("train_loss")
-        return row["status"] == "finished" and (loss is None or not math.isfinite(loss)
-                                                or loss > DIVERGED_LOSS * ADDING_BASELINE_MSE)
 
     lag = clip["rows"][0]["overrides"]["data.lag"]
     rows, rates = [], {}

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import sys
 import time
 
@@ -137,10 +138,7 @@ def render(ctx: Context, claims: list[Claim], meta: dict) -> str:
         "seeds, with the command), and with a verdict computed by the rule printed under it.",
         "",
         f"This file: the `{ctx.scale.name}` settings, {plural(meta['seeds'], 'seed')}, on {meta['cpu']} "
-        f"({meta['cores']} cores), jax {meta['jax']}. Generating it took {meta['wall_s'] / 60:.1f} min of wall "
-        f"time (its runs: {meta['run_s'] / 60:.1f} min, {ctx.parallel} at a time; a rerun skips finished runs); "
-        f"load average {meta['load_start']:.2f} at the start and {meta['load_end']:.2f} at the end (the machine "
-        "is shared).",
+        f"({meta['cores']} cores), jax {meta['jax']}. " + cost(meta),
         "",
         "| # | claim | verdict |",
         "|---|---|---|",
@@ -152,6 +150,19 @@ def render(ctx: Context, claims: list[Claim], meta: dict) -> str:
                   + c.measured[0], *c.measured[1:], "", f"**Verdict: {c.verdict}.** {c.why[0].upper()}{c.why[1:]}",
                   "", f"*Rule:* {c.rule}", ""]
     return "\n".join(lines)
+
+
+def cost(meta: dict) -> str:
+    """What generating the file cost, from the sweeps' records and the sessions that ran them."""
+    minutes = lambda s: f"{s / 60:.1f} min" if s is not None else "(not recorded)"  # noqa: E731
+    load = meta["load"]
+    return (f"**Cost:** the studies' runs occupied {minutes(meta['busy_s'])} of wall time ({meta['parallel']} at a "
+            f"time; the union of each study's run intervals, from its sweep records), within "
+            f"{minutes(meta['session_s'])} of study sessions; the throughput benchmark took "
+            f"{minutes(meta['bench_s'])}, and the invocation that wrote this file {minutes(meta['wall_s'])} (a rerun "
+            "skips every finished run and only redraws)."
+            + (f" The machine is shared: load average {load[0]:.1f}-{load[1]:.1f} at the studies' starts and ends."
+               if load else ""))
 
 
 def _anchor(title: str) -> str:
@@ -176,21 +187,32 @@ def main(argv: list[str] | None = None) -> int:
     # one compilation cache for every study: the same small programs recur across sweeps
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(os.path.join(args.root, "jax_cache")))
     ctx = Context(scale, args.root, out, args.parallel, sys.stdout)
-    start, load_start = time.time(), os.getloadavg()[0]
+    start = time.time()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         studies = run_studies(ctx)
     except sw.SweepError as e:
         print(f"claims: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"claims: stopped; the finished runs stay in {args.root}, and the same command goes on from there",
+              file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     claims = [claim_params(ctx, studies["lags"]), claim_speed(ctx, studies["bench"], studies["lags"]),
               claim_memory(ctx, studies["lags"]), claim_gradients(ctx, studies["lags"]),
               claim_bidirectional(ctx, studies["bidirectional"]), claim_clipping(ctx, studies["clipping"]),
               claim_choice(ctx, studies["comparisons"])]
     import jax
 
+    sessions = ctx.sessions()
+    loads = [x for s in sessions for x in s["load"]]
     meta = {"cpu": cpu_model(), "cores": os.cpu_count(), "jax": jax.__version__, "seeds": scale.seeds,
-            "wall_s": time.time() - start, "run_s": ctx.run_seconds, "load_start": load_start,
-            "load_end": os.getloadavg()[0], "scale": scale.name, "parallel": ctx.parallel}
+            "scale": scale.name, "parallel": ctx.parallel, "wall_s": time.time() - start,
+            "busy_s": ctx.busy_seconds, "bench_s": studies["bench"].get("elapsed_s"),
+            "session_s": sum(s["seconds"] for s in sessions), "load": [min(loads), max(loads)] if loads else None}
     path = os.path.join(out, "claims.md")
     with open(path + ".tmp", "w") as f:
         f.write(render(ctx, claims, meta))
@@ -203,6 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{c.title}: {c.verdict}", flush=True)
     print(f"claims: wrote {path} in {meta['wall_s']:.0f} s", flush=True)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":
