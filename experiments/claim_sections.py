@@ -271,7 +271,10 @@ def run_benchmark(ctx: Context) -> dict:
                 "--json", path + ".tmp"]
         ctx.say("benchmark: " + " ".join(argv[1:]))
         start = time.time()
-        subprocess.run(argv, check=True, stdout=ctx.log, stderr=ctx.log, cwd=REPO)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        ctx.log.write(proc.stdout)
+        if proc.returncode:
+            raise RuntimeError(f"benchmarks/rnn_throughput.py exited {proc.returncode}: {proc.stdout[-500:]}")
         with open(path + ".tmp") as f:
             bench = {**json.load(f), "elapsed_s": time.time() - start}
         with open(path + ".tmp", "w") as f:
