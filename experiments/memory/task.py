@@ -94,7 +94,8 @@ class MemoryTask(Task):
         sums: dict[str, list[float]] = {}
         for i in range(len(data.test)):
             b = data.test[i]
-            for k, (s, n) in jax.device_get(_metrics(self.model, params, b["inputs"], b["targets"], b["weight"])).items():
+            metrics = _metrics(self.model, params, b["inputs"], b["targets"], b["weight"])
+            for k, (s, n) in jax.device_get(metrics).items():
                 acc = sums.setdefault(k, [0.0, 0.0])
                 acc[0] += float(s)
                 acc[1] += float(n)
