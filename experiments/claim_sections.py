@@ -497,8 +497,10 @@ def claim_gradients(ctx: Context, lags: dict) -> Claim:
     fig, axes = _figure(2)
     rows = []
     for ax, when in zip(axes, ("init", "trained"), strict=True):
-        for i, (label, p) in enumerate(prof[when].items()):
-            ax.semilogy(p["distance"], p["norm"], color=f"C{i}", label=label)
+        for label, p in prof[when].items():
+            cell = label.split(",")[0]
+            ax.semilogy(p["distance"], p["norm"], color=f"C{('rnn', 'gru', 'lstm').index(cell)}", label=label,
+                        linestyle="--" if label != cell else "-")
             rows.append(f"| {'initialisation' if when == 'init' else 'after training'} | {label} | "
                         f"{p['norm'][0]:.3g} | {p['norm'][lag // 2]:.3g} | {p['norm'][-1]:.3g} | "
                         f"{p['norm'][-1] / p['norm'][0]:.2e} | {per_step(p):.4f} |")
