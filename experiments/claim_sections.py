@@ -474,12 +474,14 @@ def gradient_profiles(ctx: Context, lags: dict) -> dict:
                    and r["overrides"]["data.task"] == "adding" and r["overrides"]["data.lag"] == str(lag)
                    and r["seed"] == "0")
         run = load_from_workdir(row["workdir"], MemoryTask, which="latest")
-        profiles["trained"][cell] = run.task.gradient_profile(run.params)
         init = run.task.init(jax.random.PRNGKey(run.config.seed))
-        profiles["init"][cell] = run.task.gradient_profile(init)
-        if cell == "rnn":
-            init["rnn"][0]["fwd"]["w_hh"] = init["rnn"][0]["fwd"]["w_hh"] * ctx.scale.explode_gain
-            profiles["init"][f"rnn, W_hh x {ctx.scale.explode_gain:g}"] = run.task.gradient_profile(init)
+        with jax.enable_x64(True):  # in float32 the far end underflows to exactly 0
+            wide = lambda params: jax.tree.map(lambda a: jax.numpy.asarray(a, "float64"), params)  # noqa: E731
+            profiles["trained"][cell] = run.task.gradient_profile(wide(run.params))
+            profiles["init"][cell] = run.task.gradient_profile(wide(init))
+            if cell == "rnn":
+                init["rnn"][0]["fwd"]["w_hh"] = init["rnn"][0]["fwd"]["w_hh"] * ctx.scale.explode_gain
+                profiles["init"][f"rnn, W_hh x {ctx.scale.explode_gain:g}"] = run.task.gradient_profile(wide(init))
     return {"lag": lag, **profiles}
 
 
@@ -521,18 +523,20 @@ def claim_gradients(ctx: Context, lags: dict) -> Claim:
            f"{init['rnn']['norm'][-1] / init['rnn']['norm'][0]:.1e} of its size at the loss after {lag - 1} steps"
            f"{'' if vanish else ' (not below 1e-2: no clear vanishing)'}; with its recurrent weights scaled by "
            f"{ctx.scale.explode_gain:g} (eigenvalues {ctx.scale.explode_gain:g} instead of 1) it grows by "
-           f"{scaled:.4f} per step{'' if explode else ' (no explosion)'}. The gated cells lose less per step at "
-           f"initialisation (GRU {gated['gru']:.4f}, LSTM {gated['lstm']:.4f}); after training the far-to-near "
-           f"ratio is RNN {trained['rnn']:.1e}, GRU {trained['gru']:.1e}, LSTM {trained['lstm']:.1e}")
+           f"{scaled:.4f} per step{'' if explode else ' (no explosion)'}. At initialisation "
+           + " and ".join(f"the {c.upper()} keeps {'more' if gated[c] > rnn else 'less'} of it than the RNN "
+                          f"({gated[c]:.4f} per step)" for c in ("gru", "lstm"))
+           + "; after training the far-to-near ratio is " + ", ".join(
+               f"{c.upper() if c != 'rnn' else 'RNN'} {trained[c]:.1e}" for c in ("rnn", "gru", "lstm")))
     return Claim(
         "gradients", "Vanishing (and exploding) gradients",
         "With many steps, products of Jacobians with eigenvalues below 1 drive gradients towards 0; above 1, they "
         "explode.",
         [f"‖∂L/∂h_t‖ for the adding problem at T = {lag} (the loss reads the last state), against the distance "
-         "T − 1 − t, the mean over 256 test sequences. Measured by adding a zero nudge δ_t to every hidden state "
-         "and differentiating the loss with respect to it (`MemoryModel.hidden_grad_norms`; for one trained run: "
-         "`./launch.sh memory gradients --workdir W [--init]`). \"After training\" is seed 0 of claim 3's runs at "
-         "this lag; \"initialisation\" is a fresh init of the same config. The per-step factor is "
+         "T − 1 − t, the mean over 256 test sequences, in float64. Measured by adding a zero nudge δ_t to every "
+         "hidden state and differentiating the loss with respect to it (`MemoryModel.hidden_grad_norms`; for one "
+         "trained run: `./launch.sh memory gradients --workdir W [--init]`). \"After training\" is seed 0 of claim "
+         "3's runs at this lag; \"initialisation\" is a fresh init of the same config. The per-step factor is "
          "(far / near)^(1/distance).", "",
          "| when | cell | at the loss | T/2 back | T−1 back | far / near | per step |",
          "|---|---|---:|---:|---:|---:|---:|", *rows, "", f"![gradient against distance](claims/{figure})"],
@@ -600,13 +604,14 @@ def claim_clipping(ctx: Context, clip: dict) -> Claim:
         groups.setdefault(key, []).append(row)
 
     lag = clip["rows"][0]["overrides"]["data.lag"]
-    rows, rates = [], {}
+    rows, rates, nans = [], {}, {}
     for (lr, clipped), runs in sorted(groups.items()):
         done = [r for r in runs if r["status"] in ("finished", "failed")]
         nan = sum(r["status"] == "failed" and diverged(r) for r in done)
         bad = sum(diverged(r) for r in done)
         other = sum(r["status"] == "failed" and not diverged(r) for r in done)
         rates[(lr, clipped)] = bad / max(len(done) - other, 1)
+        nans[(lr, clipped)] = nan
         finished = [r["metrics"]["test_mse"] for r in done if r["status"] == "finished" and "test_mse" in r["metrics"]]
         mse = fmt(statistics.fmean(finished), statistics.stdev(finished) if len(finished) > 1 else None) \
             if finished else "—"
@@ -621,8 +626,9 @@ def claim_clipping(ctx: Context, clip: dict) -> Claim:
         verdict = "refuted"
     else:
         verdict = "qualified"
-    why = "; ".join(f"learning rate {lr}: {rates[(lr, False)]:.0%} of unclipped runs diverged, {rates[(lr, True)]:.0%} "
-                    f"of clipped ones" for lr in lrs)
+    why = "; ".join(f"learning rate {lr}: {rates[(lr, False)]:.0%} of unclipped runs diverged ({nans[(lr, False)]} "
+                    f"to a non-finite loss), {rates[(lr, True)]:.0%} of clipped ones ({nans[(lr, True)]} non-finite)"
+                    for lr in lrs)
     if not any(rates.values()):
         why += "; no run diverged, so clipping had nothing to prevent"
     return Claim(
@@ -721,7 +727,8 @@ def claim_choice(ctx: Context, comparisons: list[tuple[Comparison, dict, dict]])
          f"{plural(ctx.scale.seeds, 'seed')}. A cell wins an experiment when its mean is better by more than the "
          "larger of the two standard deviations over seeds; otherwise it is a tie.", "",
          "| experiment | metric | GRU (hidden, params) | LSTM (hidden, params) | winner |", "|---|---|---:|---:|---|",
-         *rows, "", *(line for _, result, _ in comparisons for line in commands(result))],
+         *rows, "", "Commands (one line per configuration):", "",
+         *(f"- {comp.label}: " + "; ".join(f"`{c}`" for c in result["commands"]) for comp, result, _ in comparisons)],
         verdict, why + ".",
         "two parts: (default) the GRU wins or ties at least half the experiments without a strict long-range need; "
         "(long range) the LSTM wins every long-range memory task. Confirmed if both hold, refuted if neither, "

@@ -160,7 +160,7 @@ def cost(meta: dict) -> str:
             f"time; the union of each study's run intervals, from its sweep records), within "
             f"{minutes(meta['session_s'])} of study sessions; the throughput benchmark took "
             f"{minutes(meta['bench_s'])}, and the invocation that wrote this file {minutes(meta['wall_s'])} (a rerun "
-            "skips every finished run and only redraws)."
+            "skips every finished run and redraws; a failed run, such as a diverged clipping run, is tried again)."
             + (f" The machine is shared: load average {load[0]:.1f}-{load[1]:.1f} at the studies' starts and ends."
                if load else ""))
 

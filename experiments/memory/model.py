@@ -116,6 +116,7 @@ class MemoryModel:
             raise ValueError("the gradient probe needs model.num_layers=1 and model.bidirectional=false; "
                              f"this model has {self.num_layers} layer(s), bidirectional={self.bidirectional}")
         cell, p = self.stack.cell, params["rnn"][0]["fwd"]
+        inputs = inputs.astype(jnp.result_type(*jax.tree.leaves(params)))  # float64 params: float64 throughout
         B, T, _ = inputs.shape
 
         def total(delta):

@@ -4,9 +4,9 @@
     ./launch.sh claims          # runs this sweep (and the others) and writes docs/claims.md
 
 Every run is the default config (hidden 64, 1500 steps of 64 sequences, Adam 3e-3, clip 5)
-with the task, lag and cell of its row. Cost: about 11 minutes of runs per seed on a shared
-2-core CPU, most of it the lag-200 adding runs (measured 42-89 s each); about 6 minutes of wall
-time per seed with --parallel 2.
+with the task, lag and cell of its row. Cost: the 81 runs of 3 seeds took 33 minutes of wall
+time with --parallel 2 on a shared 2-core AMD EPYC (load average 2-7), most of it the lag-200
+adding runs.
 """
 
 from seqjax.sweep import chain, fixed, product, sweep
