@@ -8,6 +8,7 @@
 #   ./launch.sh EXPERIMENT VERB --workdir DIR ...     use a trained run: chargen sample, sentiment predict,
 #                                    seq2seq translate, timeseries forecast (EXPERIMENT: any experiments/*/)
 #   ./launch.sh sweep EXPERIMENT --grid KEY=V1,V2 [--seeds N] [--emit] ...   an ablation (--help: all options)
+#   ./launch.sh claims [--quick]     measure the source articles' claims: sweeps -> docs/claims.md (--help)
 #   ./launch.sh bench [args]         benchmarks/rnn_throughput.py
 #   ./launch.sh python ...           run the venv's python
 #
@@ -74,6 +75,9 @@ case "$cmd" in
   sweep)
     setup
     exec "$PY" -m seqjax.sweep "$@" ;;
+  claims)
+    setup
+    exec "$PY" -m experiments.claims "$@" ;;
   bench)
     setup
     exec "$PY" benchmarks/rnn_throughput.py "$@" ;;
@@ -81,7 +85,7 @@ case "$cmd" in
     setup
     exec "$PY" "$@" ;;
   -h|--help|help)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     if [[ "$cmd" =~ ^[a-z0-9_]+$ ]] && [ -f "experiments/$cmd/__main__.py" ]; then
       setup
@@ -93,6 +97,6 @@ case "$cmd" in
       sample) hint=" (sampling is now: ./launch.sh chargen sample --workdir DIR ...)";;
       predict) hint=" (prediction is now: ./launch.sh sentiment predict --workdir DIR ...)";;
     esac
-    echo "launch.sh: unknown command '$cmd'$hint. Expected setup, test, sweep, bench, python, or an experiment: ${experiments% } (no command runs the main job)." >&2
+    echo "launch.sh: unknown command '$cmd'$hint. Expected setup, test, sweep, claims, bench, python, or an experiment: ${experiments% } (no command runs the main job)." >&2
     exit 2 ;;
 esac

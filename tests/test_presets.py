@@ -8,7 +8,7 @@ from ml_collections import ConfigDict, FieldReference
 from seqjax.train.cli import available_presets, parse_args
 from seqjax.train.config import validate
 
-EXPERIMENTS = ("chargen", "sentiment", "seq2seq", "timeseries")
+EXPERIMENTS = ("chargen", "memory", "sentiment", "seq2seq", "timeseries")
 CASES = [(e, p) for e in EXPERIMENTS for p in available_presets(f"experiments.{e}.configs")]
 
 

@@ -188,4 +188,4 @@ def test_launch_sh_finds_the_experiments_and_points_old_verbs_to_new_ones():
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
     assert "./launch.sh chargen sample --workdir DIR" in run.stderr
-    assert "chargen sentiment seq2seq timeseries" in run.stderr
+    assert "chargen memory sentiment seq2seq timeseries" in run.stderr
