@@ -6,7 +6,7 @@
     final, ys = seqjax.unroll(cell, params, xs, lengths=lengths)
 
 Modules: :mod:`seqjax.cells`, :mod:`seqjax.recurrent` (``unroll``, ``Stack``), :mod:`seqjax.scan`
-(the linear recurrence behind ``mingru``, ``minlstm``, ``rglru``), :mod:`seqjax.cudnn`,
+(the linear recurrence behind ``mingru``, ``minlstm``, ``rglru``),
 :mod:`seqjax.structures`, :mod:`seqjax.decoding`, :mod:`seqjax.interop` and :mod:`seqjax.nn`
 (Flax ``nnx`` modules, imported on first use).
 """
@@ -14,8 +14,7 @@ Modules: :mod:`seqjax.cells`, :mod:`seqjax.recurrent` (``unroll``, ``Stack``), :
 import importlib
 
 from seqjax import cells, decoding, interop, recurrent, scan, structures
-from seqjax.cells import (Cell, LSTMCarry, gru, gru_cho, lstm, make_cell, mingru, minlstm, rglru, rnn_relu,
-                          rnn_tanh)
+from seqjax.cells import Cell, LSTMCarry, gru, gru_cho, lstm, make_cell, mingru, minlstm, rglru, rnn_relu, rnn_tanh
 from seqjax.recurrent import Stack, bidirectional, unroll
 from seqjax.scan import linear_scan
 
