@@ -5,8 +5,10 @@ A run is a pure function of its config: step ``s`` trains on ``data.train[s]`` w
 continues, so an interrupted run ends with the same params, bit for bit, as an uninterrupted one.
 
 The host syncs with the device only at log, eval and checkpoint points. That is also where a
-non-finite loss, recorded by the jitted step in ``state.bad_step``, stops the run; since a
-checkpoint is only written after that check, every checkpoint on disk is from before the bad step.
+bad step (a non-finite loss or gradient, or an update that would make the state non-finite),
+recorded by the jitted step in ``state.bad_step``, stops the run. The bad update is never
+applied, a checkpoint is only written after that check, and the arrays of each save are checked
+once more as they are copied for it, so no checkpoint on disk holds a non-finite value.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from seqjax.train.records import Records, plot_losses, read_records
 from seqjax.train.state import (
     Placement,
     TrainState,
+    all_finite,
     init_state,
     learning_rate_schedule,
     make_eval_step,
     make_optimizer,
     make_train_step,
+    no_bad_step,
 )
 from seqjax.train.task import Data, Task
 
@@ -42,7 +46,8 @@ CONFIG_FILE = "config.json"
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss (or gradient) stopped being finite; ``step`` is the first bad step."""
+    """The loss, the gradient or the updated state stopped being finite; ``step`` is the first bad
+    step and ``last_good_checkpoint`` the latest checkpoint (all of whose values are finite)."""
 
     def __init__(self, message: str, step: int, last_good_checkpoint: int | None):
         super().__init__(message)
@@ -86,7 +91,8 @@ class _Run:
         # accelerator holds one copy of them rather than two.
         self.step_fn = jax.jit(make_train_step(task, self.optimizer), out_shardings=replicated,
                                donate_argnums=(0,))
-        self.copy_fn = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated)
+        self.snapshot_fn = jax.jit(lambda tree: (jax.tree.map(jnp.copy, tree), all_finite(tree)),
+                                   out_shardings=replicated)
         self.eval_fn = jax.jit(make_eval_step(task), out_shardings=replicated)
         self.manager = None
         self.warned_metric = False
@@ -118,8 +124,7 @@ class _Run:
             params=params,
             opt_state=items["opt_state"],
             task_state=items["task_state"],
-            bad_step=jnp.full((), -1, jnp.int32),
-            bad_loss=jnp.zeros((), jnp.float32),
+            **no_bad_step(),
         )
         return self.placement.put_state(state), True
 
@@ -170,7 +175,9 @@ class _Run:
             if do_save or improved:  # a new best is saved even between checkpoint steps
                 # an async save reads its arrays after the next steps have run: give it copies,
                 # since the next step donates (overwrites) the state's own buffers
-                params, items = self.copy_fn(state.checkpoint_items())
+                (params, items), finite = self.snapshot_fn(state.checkpoint_items())
+                if not bool(finite):  # the step's guard makes this unreachable; never save such a state
+                    self.fail_non_finite(done, f"the state to be saved at step {done} is not finite")
                 ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
                 best = record[t.best_metric] if improved else best
             pending, tokens, interval_start = [], 0, time.perf_counter()
@@ -189,10 +196,22 @@ class _Run:
         return _averages(pending, "val_") if pending else {}
 
     def check_finite(self, state: TrainState) -> None:
-        bad_step, bad_loss = jax.device_get((state.bad_step, state.bad_loss))
-        bad_step, bad_loss = int(bad_step), float(bad_loss)
+        bad = jax.device_get((state.bad_step, state.bad_loss, state.bad_grad_norm))
+        bad_step, bad_loss, bad_norm = int(bad[0]), float(bad[1]), float(bad[2])
         if bad_step < 0:
             return
+        if not math.isfinite(bad_loss):
+            what = f"loss became {bad_loss} at step {bad_step}"
+        elif not math.isfinite(bad_norm):
+            what = f"gradient became non-finite at step {bad_step} (loss {bad_loss:.6g})"
+        else:
+            rate = float(self.schedule(bad_step))
+            what = (f"the update at step {bad_step} would have made the params or optimizer state non-finite "
+                    f"(loss {bad_loss:.6g} and gradient norm {bad_norm:.6g} were finite; learning rate {rate:.6g})"
+                    "; it was not applied")
+        self.fail_non_finite(bad_step, what)
+
+    def fail_non_finite(self, bad_step: int, what: str) -> None:
         self.manager.wait_until_finished()  # saves in flight are of earlier, good steps
         last = self.manager.latest_step()
         where = (
@@ -200,12 +219,7 @@ class _Run:
             if last is not None
             else "no checkpoint was saved before it"
         )
-        what = (
-            f"loss became {bad_loss}"
-            if not math.isfinite(bad_loss)
-            else (f"gradient became non-finite (loss {bad_loss:.6g})")
-        )
-        raise NonFiniteLossError(f"{what} at step {bad_step}; {where}", bad_step, last)
+        raise NonFiniteLossError(f"{what}; {where}", bad_step, last)
 
     def check_best_metric(self, record: dict) -> None:
         if self.warned_metric:
