@@ -9,6 +9,11 @@ bad step (a non-finite loss or gradient, or an update that would make the state 
 recorded by the jitted step in ``state.bad_step``, stops the run. The bad update is never
 applied, a checkpoint is only written after that check, and the arrays of each save are checked
 once more as they are copied for it, so no checkpoint on disk holds a non-finite value.
+
+One run at a time trains in a workdir: process 0 holds its lock (``workdir.py``) from before
+the first read to the end. SIGTERM (what schedulers send on preemption) and SIGINT stop the run
+at the next step boundary with a checkpoint of that step; the run then raises
+:class:`Interrupted` (the command line exits 143 or 130), and rerunning resumes from it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from functools import partial
@@ -40,6 +47,7 @@ from seqjax.train.state import (
     no_bad_step,
 )
 from seqjax.train.task import Data, Task
+from seqjax.train.workdir import Workdir
 
 FINAL_FILE = "final.json"
 CONFIG_FILE = "config.json"
@@ -53,6 +61,53 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(message)
         self.step = step
         self.last_good_checkpoint = last_good_checkpoint
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT stopped the run; ``checkpoint`` is the step saved on the way out."""
+
+    def __init__(self, message: str, signum: int, checkpoint: int | None):
+        super().__init__(message)
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process killed by the signal
+
+
+class _StopSignals:
+    """Turns SIGTERM and SIGINT into a request to stop at the next step boundary.
+
+    A second signal stops at once (SIGINT as KeyboardInterrupt, SIGTERM with its default action).
+    Handlers can only be set from the main thread; elsewhere the signals keep their handlers."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is None:
+            self.received = signum
+            return
+        self.__exit__()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
 
 def _averages(pending: list[dict], prefix: str) -> dict:
@@ -96,6 +151,7 @@ class _Run:
         self.eval_fn = jax.jit(make_eval_step(task), out_shardings=replicated)
         self.manager = None
         self.warned_metric = False
+        self.signals: _StopSignals | None = None
 
     # -- setup
 
@@ -112,7 +168,6 @@ class _Run:
             resumed = ckpt.restore_for_resume(
                 self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items()
             )
-        os.makedirs(self.workdir, exist_ok=True)
         if self.manager is None:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
         config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
@@ -141,6 +196,7 @@ class _Run:
         best = ckpt.best_value(self.manager, t.best_metric, t.best_mode)
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()
+        stop = None
         for step in range(int(jax.device_get(state.step)), t.steps):
             batch = data.train[step]
             tokens += task.batch_tokens(batch)
@@ -151,7 +207,8 @@ class _Run:
             last = done == t.steps
             do_log = done % t.log_every == 0 or last
             do_eval = bool(t.eval_every and done % t.eval_every == 0) or last
-            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last
+            stop = self.signals.received if self.signals is not None else None
+            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last or stop is not None
             if not (do_log or do_eval or do_save):
                 continue
             self.check_finite(state)  # the loop's only host sync, and always before a save
@@ -180,8 +237,20 @@ class _Run:
                     self.fail_non_finite(done, f"the state to be saved at step {done} is not finite")
                 ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
                 best = record[t.best_metric] if improved else best
+            if stop is not None:
+                self.interrupted(stop, done)
             pending, tokens, interval_start = [], 0, time.perf_counter()
+        if self.signals is not None and self.signals.received is not None:  # after the last step's save
+            self.interrupted(self.signals.received, int(jax.device_get(state.step)))
         return state, last_record
+
+    def interrupted(self, signum: int, step: int) -> None:
+        self.manager.wait_until_finished()
+        saved = self.manager.latest_step()
+        name = signal.Signals(signum).name
+        where = (f"saved checkpoint {saved} in {ckpt.checkpoint_dir(self.workdir)}" if saved is not None
+                 else "no checkpoint was saved")
+        raise Interrupted(f"stopped by {name} at step {step}; {where}", signum, saved)
 
     def evaluate(self, params) -> dict:
         """Averages over ``data.val``, run in order; the task state starts from ``init_state`` and
@@ -278,27 +347,30 @@ def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | 
     calling, so that bad input fails before the workdir exists. Writes ``config.json``,
     ``metrics.jsonl``, TensorBoard events, checkpoints, ``loss.png`` and ``final.json``.
     ``devices`` (default: all) are the data-parallel mesh; ``progress_bar`` defaults to
-    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite
+    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite,
+    :class:`Interrupted` after SIGTERM or SIGINT (with a checkpoint of the step it stopped at),
+    :class:`~seqjax.train.workdir.WorkdirBusy` if another live run holds the workdir,
     and :class:`~seqjax.train.checkpoint.ResumeError` if the checkpoint is from another model.
     """
     session_start = time.perf_counter()
     config_lib.validate(config)
     workdir = os.path.abspath(workdir)
     run = _Run(config, workdir, task, data, devices)
-    try:
-        state, resumed = run.open()
-        start = int(jax.device_get(state.step))
-        records = Records(workdir, start, config.train.steps, progress_bar)
+    with Workdir(workdir, lock=jax.process_index() == 0), _StopSignals() as run.signals:
         try:
-            records.message(f"workdir {workdir}")
-            if resumed:
-                records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
-            state, last_record = run.loop(state, records, session_start)
-        finally:
-            records.close()
-        run.manager.wait_until_finished()
-        return run.finish(state, last_record, start, session_start)
-    finally:
-        if run.manager is not None:
+            state, resumed = run.open()
+            start = int(jax.device_get(state.step))
+            records = Records(workdir, start, config.train.steps, progress_bar)
+            try:
+                records.message(f"workdir {workdir}")
+                if resumed:
+                    records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
+                state, last_record = run.loop(state, records, session_start)
+            finally:
+                records.close()
             run.manager.wait_until_finished()
-            run.manager.close()
+            return run.finish(state, last_record, start, session_start)
+        finally:
+            if run.manager is not None:
+                run.manager.wait_until_finished()
+                run.manager.close()
