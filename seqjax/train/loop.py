@@ -152,6 +152,7 @@ class _Run:
         self.manager = None
         self.warned_metric = False
         self.signals: _StopSignals | None = None
+        self.stopped_early: int | None = None
 
     # -- setup
 
@@ -197,7 +198,11 @@ class _Run:
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()
         stop = None
-        for step in range(int(jax.device_get(state.step)), t.steps):
+        start = int(jax.device_get(state.step))
+        since_best = self.evaluations_since_best(start)
+        if self.patience_spent(since_best, start, records):
+            return state, last_record
+        for step in range(start, t.steps):
             batch = data.train[step]
             tokens += task.batch_tokens(batch)
             state, metrics = self.step_fn(state, self.placement.put_batch(batch), self.train_key)
@@ -229,6 +234,10 @@ class _Run:
                 last_record = record
                 task.on_log(state.params, done, data)
             improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
+            if do_eval:
+                since_best = 0 if improved else since_best + 1
+            early = bool(t.patience) and since_best >= t.patience and not last
+            do_save = do_save or early
             if do_save or improved:  # a new best is saved even between checkpoint steps
                 # an async save reads its arrays after the next steps have run: give it copies,
                 # since the next step donates (overwrites) the state's own buffers
@@ -240,9 +249,34 @@ class _Run:
             if stop is not None:
                 self.interrupted(stop, done)
             pending, tokens, interval_start = [], 0, time.perf_counter()
+            if early and self.patience_spent(since_best, done, records):
+                break
         if self.signals is not None and self.signals.received is not None:  # after the last step's save
             self.interrupted(self.signals.received, int(jax.device_get(state.step)))
         return state, last_record
+
+    def evaluations_since_best(self, step: int) -> int:
+        """Evaluations up to ``step`` since the best ``train.best_metric`` so far, from the records
+        (so a resumed run counts on where it stopped)."""
+        t, best, since = self.t, None, 0
+        for record in read_records(self.workdir):
+            if record.get("step", 0) > step or t.best_metric not in record:
+                continue
+            if _better(record[t.best_metric], best, t.best_mode):
+                best, since = record[t.best_metric], 0
+            else:
+                since += 1
+        return since
+
+    def patience_spent(self, since_best: int, step: int, records: Records) -> bool:
+        """True (and says so, once) when early stopping ends the run at ``step``."""
+        if not self.t.patience or since_best < self.t.patience or step >= self.t.steps:
+            return False
+        if self.stopped_early is None:
+            records.message(f"early stop at step {step}: {self.t.best_metric} has not improved in "
+                            f"{since_best} evaluations (train.patience={self.t.patience})")
+        self.stopped_early = step
+        return True
 
     def interrupted(self, signum: int, step: int) -> None:
         self.manager.wait_until_finished()
@@ -319,6 +353,8 @@ class _Run:
     def finish(self, state: TrainState, last_record: dict, start: int, session_start: float) -> dict:
         """Final metrics: the last train averages, a validation pass, the task's ``final_eval``."""
         final: dict[str, Any] = {"steps": int(jax.device_get(state.step))}
+        if self.stopped_early is not None:
+            final["stopped_early_at"] = self.stopped_early
         if not last_record:  # nothing trained in this session: take the record of the resumed step
             kept = [r for r in read_records(self.workdir) if r.get("step") == start]
             last_record = kept[-1] if kept else {}
