@@ -5,8 +5,15 @@ A run is a pure function of its config: step ``s`` trains on ``data.train[s]`` w
 continues, so an interrupted run ends with the same params, bit for bit, as an uninterrupted one.
 
 The host syncs with the device only at log, eval and checkpoint points. That is also where a
-non-finite loss, recorded by the jitted step in ``state.bad_step``, stops the run; since a
-checkpoint is only written after that check, every checkpoint on disk is from before the bad step.
+bad step (a non-finite loss or gradient, or an update that would make the state non-finite),
+recorded by the jitted step in ``state.bad_step``, stops the run. The bad update is never
+applied, a checkpoint is only written after that check, and the arrays of each save are checked
+once more as they are copied for it, so no checkpoint on disk holds a non-finite value.
+
+One run at a time trains in a workdir: process 0 holds its lock (``workdir.py``) from before
+the first read to the end. SIGTERM (what schedulers send on preemption) and SIGINT stop the run
+at the next step boundary with a checkpoint of that step; the run then raises
+:class:`Interrupted` (the command line exits 143 or 130), and rerunning resumes from it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from functools import partial
@@ -29,25 +38,76 @@ from seqjax.train.records import Records, plot_losses, read_records
 from seqjax.train.state import (
     Placement,
     TrainState,
+    all_finite,
     init_state,
     learning_rate_schedule,
     make_eval_step,
     make_optimizer,
     make_train_step,
+    no_bad_step,
 )
 from seqjax.train.task import Data, Task
+from seqjax.train.workdir import Workdir
 
 FINAL_FILE = "final.json"
 CONFIG_FILE = "config.json"
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss (or gradient) stopped being finite; ``step`` is the first bad step."""
+    """The loss, the gradient or the updated state stopped being finite; ``step`` is the first bad
+    step and ``last_good_checkpoint`` the latest checkpoint (all of whose values are finite)."""
 
     def __init__(self, message: str, step: int, last_good_checkpoint: int | None):
         super().__init__(message)
         self.step = step
         self.last_good_checkpoint = last_good_checkpoint
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT stopped the run; ``checkpoint`` is the step saved on the way out."""
+
+    def __init__(self, message: str, signum: int, checkpoint: int | None):
+        super().__init__(message)
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process killed by the signal
+
+
+class _StopSignals:
+    """Turns SIGTERM and SIGINT into a request to stop at the next step boundary.
+
+    A second signal stops at once (SIGINT as KeyboardInterrupt, SIGTERM with its default action).
+    Handlers can only be set from the main thread; elsewhere the signals keep their handlers."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is None:
+            self.received = signum
+            return
+        self.__exit__()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
 
 def _averages(pending: list[dict], prefix: str) -> dict:
@@ -86,10 +146,12 @@ class _Run:
         # accelerator holds one copy of them rather than two.
         self.step_fn = jax.jit(make_train_step(task, self.optimizer), out_shardings=replicated,
                                donate_argnums=(0,))
-        self.copy_fn = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated)
+        self.snapshot_fn = jax.jit(lambda tree: (jax.tree.map(jnp.copy, tree), all_finite(tree)),
+                                   out_shardings=replicated)
         self.eval_fn = jax.jit(make_eval_step(task), out_shardings=replicated)
         self.manager = None
         self.warned_metric = False
+        self.signals: _StopSignals | None = None
 
     # -- setup
 
@@ -106,7 +168,6 @@ class _Run:
             resumed = ckpt.restore_for_resume(
                 self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items()
             )
-        os.makedirs(self.workdir, exist_ok=True)
         if self.manager is None:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
         config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
@@ -118,8 +179,7 @@ class _Run:
             params=params,
             opt_state=items["opt_state"],
             task_state=items["task_state"],
-            bad_step=jnp.full((), -1, jnp.int32),
-            bad_loss=jnp.zeros((), jnp.float32),
+            **no_bad_step(),
         )
         return self.placement.put_state(state), True
 
@@ -136,6 +196,7 @@ class _Run:
         best = ckpt.best_value(self.manager, t.best_metric, t.best_mode)
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()
+        stop = None
         for step in range(int(jax.device_get(state.step)), t.steps):
             batch = data.train[step]
             tokens += task.batch_tokens(batch)
@@ -146,7 +207,8 @@ class _Run:
             last = done == t.steps
             do_log = done % t.log_every == 0 or last
             do_eval = bool(t.eval_every and done % t.eval_every == 0) or last
-            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last
+            stop = self.signals.received if self.signals is not None else None
+            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last or stop is not None
             if not (do_log or do_eval or do_save):
                 continue
             self.check_finite(state)  # the loop's only host sync, and always before a save
@@ -170,11 +232,25 @@ class _Run:
             if do_save or improved:  # a new best is saved even between checkpoint steps
                 # an async save reads its arrays after the next steps have run: give it copies,
                 # since the next step donates (overwrites) the state's own buffers
-                params, items = self.copy_fn(state.checkpoint_items())
+                (params, items), finite = self.snapshot_fn(state.checkpoint_items())
+                if not bool(finite):  # the step's guard makes this unreachable; never save such a state
+                    self.fail_non_finite(done, f"the state to be saved at step {done} is not finite")
                 ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
                 best = record[t.best_metric] if improved else best
+            if stop is not None:
+                self.interrupted(stop, done)
             pending, tokens, interval_start = [], 0, time.perf_counter()
+        if self.signals is not None and self.signals.received is not None:  # after the last step's save
+            self.interrupted(self.signals.received, int(jax.device_get(state.step)))
         return state, last_record
+
+    def interrupted(self, signum: int, step: int) -> None:
+        self.manager.wait_until_finished()
+        saved = self.manager.latest_step()
+        name = signal.Signals(signum).name
+        where = (f"saved checkpoint {saved} in {ckpt.checkpoint_dir(self.workdir)}" if saved is not None
+                 else "no checkpoint was saved")
+        raise Interrupted(f"stopped by {name} at step {step}; {where}", signum, saved)
 
     def evaluate(self, params) -> dict:
         """Averages over ``data.val``, run in order; the task state starts from ``init_state`` and
@@ -189,10 +265,22 @@ class _Run:
         return _averages(pending, "val_") if pending else {}
 
     def check_finite(self, state: TrainState) -> None:
-        bad_step, bad_loss = jax.device_get((state.bad_step, state.bad_loss))
-        bad_step, bad_loss = int(bad_step), float(bad_loss)
+        bad = jax.device_get((state.bad_step, state.bad_loss, state.bad_grad_norm))
+        bad_step, bad_loss, bad_norm = int(bad[0]), float(bad[1]), float(bad[2])
         if bad_step < 0:
             return
+        if not math.isfinite(bad_loss):
+            what = f"loss became {bad_loss} at step {bad_step}"
+        elif not math.isfinite(bad_norm):
+            what = f"gradient became non-finite at step {bad_step} (loss {bad_loss:.6g})"
+        else:
+            rate = float(self.schedule(bad_step))
+            what = (f"the update at step {bad_step} would have made the params or optimizer state non-finite "
+                    f"(loss {bad_loss:.6g} and gradient norm {bad_norm:.6g} were finite; learning rate {rate:.6g})"
+                    "; it was not applied")
+        self.fail_non_finite(bad_step, what)
+
+    def fail_non_finite(self, bad_step: int, what: str) -> None:
         self.manager.wait_until_finished()  # saves in flight are of earlier, good steps
         last = self.manager.latest_step()
         where = (
@@ -200,12 +288,7 @@ class _Run:
             if last is not None
             else "no checkpoint was saved before it"
         )
-        what = (
-            f"loss became {bad_loss}"
-            if not math.isfinite(bad_loss)
-            else (f"gradient became non-finite (loss {bad_loss:.6g})")
-        )
-        raise NonFiniteLossError(f"{what} at step {bad_step}; {where}", bad_step, last)
+        raise NonFiniteLossError(f"{what}; {where}", bad_step, last)
 
     def check_best_metric(self, record: dict) -> None:
         if self.warned_metric:
@@ -264,27 +347,30 @@ def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | 
     calling, so that bad input fails before the workdir exists. Writes ``config.json``,
     ``metrics.jsonl``, TensorBoard events, checkpoints, ``loss.png`` and ``final.json``.
     ``devices`` (default: all) are the data-parallel mesh; ``progress_bar`` defaults to
-    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite
+    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite,
+    :class:`Interrupted` after SIGTERM or SIGINT (with a checkpoint of the step it stopped at),
+    :class:`~seqjax.train.workdir.WorkdirBusy` if another live run holds the workdir,
     and :class:`~seqjax.train.checkpoint.ResumeError` if the checkpoint is from another model.
     """
     session_start = time.perf_counter()
     config_lib.validate(config)
     workdir = os.path.abspath(workdir)
     run = _Run(config, workdir, task, data, devices)
-    try:
-        state, resumed = run.open()
-        start = int(jax.device_get(state.step))
-        records = Records(workdir, start, config.train.steps, progress_bar)
+    with Workdir(workdir, lock=jax.process_index() == 0), _StopSignals() as run.signals:
         try:
-            records.message(f"workdir {workdir}")
-            if resumed:
-                records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
-            state, last_record = run.loop(state, records, session_start)
-        finally:
-            records.close()
-        run.manager.wait_until_finished()
-        return run.finish(state, last_record, start, session_start)
-    finally:
-        if run.manager is not None:
+            state, resumed = run.open()
+            start = int(jax.device_get(state.step))
+            records = Records(workdir, start, config.train.steps, progress_bar)
+            try:
+                records.message(f"workdir {workdir}")
+                if resumed:
+                    records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
+                state, last_record = run.loop(state, records, session_start)
+            finally:
+                records.close()
             run.manager.wait_until_finished()
-            run.manager.close()
+            return run.finish(state, last_record, start, session_start)
+        finally:
+            if run.manager is not None:
+                run.manager.wait_until_finished()
+                run.manager.close()
