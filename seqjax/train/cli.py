@@ -22,8 +22,10 @@ examples and big_vision. This module adds only what ``config_flags`` does not do
 
 The experiment's data and model are then built from the config, still before the workdir
 exists, so bad input (an empty file, a bad label, an unprepared TFDS dataset, a config key that
-would be silently ignored, ...) is also one line with exit status 2. A checkpoint whose
-``model`` config differs exits 2 too; a non-finite loss exits 1.
+would be silently ignored, ...) is also one line with exit status 2. So is a ``--workdir`` that
+names a file, or that another live run holds, and a checkpoint whose ``model`` config differs.
+A non-finite loss, or a write that fails (a full disk), exits 1; SIGTERM and SIGINT save a
+checkpoint and exit 143 and 130.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ from ml_collections import config_flags
 
 from seqjax.train import config as config_lib
 from seqjax.train.checkpoint import ResumeError
-from seqjax.train.loop import NonFiniteLossError, train
+from seqjax.train.loop import Interrupted, NonFiniteLossError, WorkdirWriteError, train
 from seqjax.train.task import Data, Task
+from seqjax.train.workdir import WorkdirError, check_path
 
 ConfigError = config_lib.ConfigError
 Verb = Callable[[list], object]
@@ -233,6 +236,10 @@ def main(experiment: str, task_class: type[Task], load_data: Callable[[config_li
         print("\nconfig:\n" + str(config))
         raise SystemExit(0)
     workdir = workdir or fresh_workdir(experiment)
+    try:
+        check_path(workdir)
+    except WorkdirError as e:
+        fail(prog, str(e))
     # Read and check the data and build the model before anything is written: bad input (an empty
     # file, a bad label, an unprepared TFDS dataset, ...) is reported in one line, workdir untouched.
     try:
@@ -242,10 +249,12 @@ def main(experiment: str, task_class: type[Task], load_data: Callable[[config_li
         fail(prog, str(e))
     try:
         final = train(config, workdir, task, data)
-    except (ResumeError, ConfigError) as e:
+    except (ResumeError, ConfigError, WorkdirError) as e:
         fail(prog, str(e))
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, WorkdirWriteError) as e:
         fail(prog, str(e), code=1)
+    except Interrupted as e:
+        fail(prog, f"{e}; rerun with --workdir {workdir} to resume", code=e.exit_code)
     print("final: " + " ".join(f"{k}={_format_value(v)}" for k, v in final.items()), flush=True)
     print(f"{prog}: results in {os.path.abspath(workdir)}; rerun with --workdir {workdir} to resume "
           "(raise --config.train.steps to train on)", flush=True)

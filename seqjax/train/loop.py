@@ -5,17 +5,36 @@ A run is a pure function of its config: step ``s`` trains on ``data.train[s]`` w
 continues, so an interrupted run ends with the same params, bit for bit, as an uninterrupted one.
 
 The host syncs with the device only at log, eval and checkpoint points. That is also where a
-non-finite loss, recorded by the jitted step in ``state.bad_step``, stops the run; since a
-checkpoint is only written after that check, every checkpoint on disk is from before the bad step.
+bad step (a non-finite loss or gradient, or an update that would make the state non-finite),
+recorded by the jitted step in ``state.bad_step``, stops the run. The bad update is never
+applied, a checkpoint is only written after that check, and the arrays of each save are checked
+once more as they are copied for it, so no checkpoint on disk holds a non-finite value.
+
+One run at a time trains in a workdir: process 0 holds its lock (``workdir.py``) from before
+the first read to the end. SIGTERM (what schedulers send on preemption) and SIGINT stop the run
+at the next step boundary with a checkpoint of that step; the run then raises
+:class:`Interrupted` (the command line exits 143 or 130), and rerunning resumes from it.
+
+A save that fails in the background (a full disk, typically) is noticed at the next step
+boundary: the run stops there with :class:`WorkdirWriteError`, one line naming the checkpoint
+it could not write and the last complete one. A workdir that this call made and that holds no
+complete checkpoint is removed again.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
+import logging
 import math
 import os
+import shutil
+import signal
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -29,25 +48,128 @@ from seqjax.train.records import Records, plot_losses, read_records
 from seqjax.train.state import (
     Placement,
     TrainState,
+    all_finite,
     init_state,
     learning_rate_schedule,
     make_eval_step,
     make_optimizer,
     make_train_step,
+    no_bad_step,
 )
 from seqjax.train.task import Data, Task
+from seqjax.train.workdir import Workdir, WorkdirError
 
 FINAL_FILE = "final.json"
 CONFIG_FILE = "config.json"
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss (or gradient) stopped being finite; ``step`` is the first bad step."""
+    """The loss, the gradient or the updated state stopped being finite; ``step`` is the first bad
+    step and ``last_good_checkpoint`` the latest checkpoint (all of whose values are finite)."""
 
     def __init__(self, message: str, step: int, last_good_checkpoint: int | None):
         super().__init__(message)
         self.step = step
         self.last_good_checkpoint = last_good_checkpoint
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT stopped the run; ``checkpoint`` is the step saved on the way out."""
+
+    def __init__(self, message: str, signum: int, checkpoint: int | None):
+        super().__init__(message)
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process killed by the signal
+
+
+class WorkdirWriteError(OSError):
+    """Writing into the workdir failed (no space left, typically); the run stopped there."""
+
+    def __init__(self, message: str, last_checkpoint: int | None):
+        super().__init__(message)
+        self.last_checkpoint = last_checkpoint
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The OSError in ``error``'s chain (itself, its cause or context), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        if "No space left on device" in str(error):  # tensorstore reports errno in its message only
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def complete_checkpoints(workdir: str) -> list[int]:
+    """The steps whose checkpoint directory is complete (Orbax renames it when the save ends)."""
+    directory = ckpt.checkpoint_dir(workdir)
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+class _OrbaxErrorsQuiet(logging.Filter):
+    """Drops Orbax's own error logs (tracebacks from its save threads): each such failure also
+    reaches the loop as an exception, which the run reports in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
+
+
+@contextmanager
+def _orbax_errors_quiet():
+    logger, quiet = logging.getLogger("absl"), _OrbaxErrorsQuiet()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+class _StopSignals:
+    """Turns SIGTERM and SIGINT into a request to stop at the next step boundary.
+
+    A second signal stops at once (SIGINT as KeyboardInterrupt, SIGTERM with its default action).
+    Handlers can only be set from the main thread; elsewhere the signals keep their handlers."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is None:
+            self.received = signum
+            return
+        self.__exit__()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
 
 def _averages(pending: list[dict], prefix: str) -> dict:
@@ -86,10 +208,15 @@ class _Run:
         # accelerator holds one copy of them rather than two.
         self.step_fn = jax.jit(make_train_step(task, self.optimizer), out_shardings=replicated,
                                donate_argnums=(0,))
-        self.copy_fn = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated)
+        self.snapshot_fn = jax.jit(lambda tree: (jax.tree.map(jnp.copy, tree), all_finite(tree)),
+                                   out_shardings=replicated)
         self.eval_fn = jax.jit(make_eval_step(task), out_shardings=replicated)
         self.manager = None
         self.warned_metric = False
+        self.signals: _StopSignals | None = None
+        self.stopped_early: int | None = None
+        self.saving: int | None = None  # the step of the save in flight
+        self.failed_save: int | None = None
 
     # -- setup
 
@@ -106,7 +233,6 @@ class _Run:
             resumed = ckpt.restore_for_resume(
                 self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items()
             )
-        os.makedirs(self.workdir, exist_ok=True)
         if self.manager is None:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
         config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
@@ -118,8 +244,7 @@ class _Run:
             params=params,
             opt_state=items["opt_state"],
             task_state=items["task_state"],
-            bad_step=jnp.full((), -1, jnp.int32),
-            bad_loss=jnp.zeros((), jnp.float32),
+            **no_bad_step(),
         )
         return self.placement.put_state(state), True
 
@@ -136,17 +261,24 @@ class _Run:
         best = ckpt.best_value(self.manager, t.best_metric, t.best_mode)
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()
-        for step in range(int(jax.device_get(state.step)), t.steps):
+        stop = None
+        start = int(jax.device_get(state.step))
+        since_best = self.evaluations_since_best(start)
+        if self.patience_spent(since_best, start, records):
+            return state, last_record
+        for step in range(start, t.steps):
             batch = data.train[step]
             tokens += task.batch_tokens(batch)
             state, metrics = self.step_fn(state, self.placement.put_batch(batch), self.train_key)
+            self.poll_save()  # a failed save stops the run at the next step
             pending.append(metrics)
             records.advance()
             done = step + 1
             last = done == t.steps
             do_log = done % t.log_every == 0 or last
             do_eval = bool(t.eval_every and done % t.eval_every == 0) or last
-            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last
+            stop = self.signals.received if self.signals is not None else None
+            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last or stop is not None
             if not (do_log or do_eval or do_save):
                 continue
             self.check_finite(state)  # the loop's only host sync, and always before a save
@@ -167,14 +299,118 @@ class _Run:
                 last_record = record
                 task.on_log(state.params, done, data)
             improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
+            if do_eval:
+                since_best = 0 if improved else since_best + 1
+            early = bool(t.patience) and since_best >= t.patience and not last
+            do_save = do_save or early
             if do_save or improved:  # a new best is saved even between checkpoint steps
                 # an async save reads its arrays after the next steps have run: give it copies,
                 # since the next step donates (overwrites) the state's own buffers
-                params, items = self.copy_fn(state.checkpoint_items())
-                ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
+                (params, items), finite = self.snapshot_fn(state.checkpoint_items())
+                if not bool(finite):  # the step's guard makes this unreachable; never save such a state
+                    self.fail_non_finite(done, f"the state to be saved at step {done} is not finite")
+                self.save(done, params, items, metadata, record)
                 best = record[t.best_metric] if improved else best
+            if stop is not None:
+                self.interrupted(stop, done)
             pending, tokens, interval_start = [], 0, time.perf_counter()
+            if early and self.patience_spent(since_best, done, records):
+                break
+        if self.signals is not None and self.signals.received is not None:  # after the last step's save
+            self.interrupted(self.signals.received, int(jax.device_get(state.step)))
         return state, last_record
+
+    def evaluations_since_best(self, step: int) -> int:
+        """Evaluations up to ``step`` since the best ``train.best_metric`` so far, from the records
+        (so a resumed run counts on where it stopped)."""
+        t, best, since = self.t, None, 0
+        for record in read_records(self.workdir):
+            if record.get("step", 0) > step or t.best_metric not in record:
+                continue
+            if _better(record[t.best_metric], best, t.best_mode):
+                best, since = record[t.best_metric], 0
+            else:
+                since += 1
+        return since
+
+    def patience_spent(self, since_best: int, step: int, records: Records) -> bool:
+        """True (and says so, once) when early stopping ends the run at ``step``."""
+        if not self.t.patience or since_best < self.t.patience or step >= self.t.steps:
+            return False
+        if self.stopped_early is None:
+            records.message(f"early stop at step {step}: {self.t.best_metric} has not improved in "
+                            f"{since_best} evaluations (train.patience={self.t.patience})")
+        self.stopped_early = step
+        return True
+
+    # -- saving
+
+    def save(self, step: int, params, items, metadata: dict, record: dict | None) -> None:
+        self.poll_save(block=True)  # an error of the previous save names its own step
+        try:
+            ckpt.save(self.manager, step, params, items, self.config_dict, metadata, record)
+        except Exception as e:  # noqa: BLE001 - converted when it is a write error, else re-raised
+            error = self.write_error(e, step)
+            if error is None:
+                raise
+            raise error from e
+        self.saving = step
+
+    def poll_save(self, block: bool = False) -> None:
+        """Raises WorkdirWriteError if the save in flight failed; waits for it with ``block``."""
+        if self.saving is None or (not block and self.manager.is_saving_in_progress()):
+            return
+        step, self.saving = self.saving, None
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001
+            error = self.write_error(e, step)
+            if error is None:
+                raise
+            raise error from e
+
+    def write_error(self, error: BaseException, step: int | None = None) -> WorkdirWriteError | None:
+        """The one-line error for a failed write (of checkpoint ``step``), or None if it is not one."""
+        os_error = _os_error(error)
+        if os_error is None or (step is None and os_error.errno not in NO_SPACE):
+            return None
+        directory = ckpt.checkpoint_dir(self.workdir)
+        if step is not None:
+            what = f"checkpoint {step} in {directory}"
+            self.failed_save = step  # its partial files are removed once the manager is closed
+        else:
+            name = os.path.basename(os.fspath(os_error.filename)).removesuffix(".tmp") if os_error.filename else None
+            what = f"{name} in {self.workdir}" if name else f"into {self.workdir}"
+        how = "no space left" if os_error.errno in NO_SPACE else f"{os.strerror(os_error.errno).lower()} while"
+        done = complete_checkpoints(self.workdir)
+        last = done[-1] if done else None
+        kept = f"the last complete checkpoint is {last}" if last is not None else "no checkpoint is complete"
+        return WorkdirWriteError(f"{how} writing {what}; {kept}", last)
+
+    def close(self, quiet: bool = False) -> None:
+        """Waits for the save in flight and closes the manager; ``quiet`` after a failure."""
+        if self.manager is None:
+            return
+        try:
+            self.poll_save(block=True)
+            self.manager.wait_until_finished()
+            self.manager.close()
+        except Exception:
+            if not quiet:
+                raise
+        self.manager = None
+        if self.failed_save is not None:  # what a failed save wrote is space that a full disk needs
+            pattern = os.path.join(ckpt.checkpoint_dir(self.workdir), f"{self.failed_save}.orbax-checkpoint-tmp*")
+            for tmp in glob.glob(pattern):
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def interrupted(self, signum: int, step: int) -> None:
+        self.poll_save(block=True)
+        saved = self.manager.latest_step()
+        name = signal.Signals(signum).name
+        where = (f"saved checkpoint {saved} in {ckpt.checkpoint_dir(self.workdir)}" if saved is not None
+                 else "no checkpoint was saved")
+        raise Interrupted(f"stopped by {name} at step {step}; {where}", signum, saved)
 
     def evaluate(self, params) -> dict:
         """Averages over ``data.val``, run in order; the task state starts from ``init_state`` and
@@ -189,23 +425,30 @@ class _Run:
         return _averages(pending, "val_") if pending else {}
 
     def check_finite(self, state: TrainState) -> None:
-        bad_step, bad_loss = jax.device_get((state.bad_step, state.bad_loss))
-        bad_step, bad_loss = int(bad_step), float(bad_loss)
+        bad = jax.device_get((state.bad_step, state.bad_loss, state.bad_grad_norm))
+        bad_step, bad_loss, bad_norm = int(bad[0]), float(bad[1]), float(bad[2])
         if bad_step < 0:
             return
-        self.manager.wait_until_finished()  # saves in flight are of earlier, good steps
+        if not math.isfinite(bad_loss):
+            what = f"loss became {bad_loss} at step {bad_step}"
+        elif not math.isfinite(bad_norm):
+            what = f"gradient became non-finite at step {bad_step} (loss {bad_loss:.6g})"
+        else:
+            rate = float(self.schedule(bad_step))
+            what = (f"the update at step {bad_step} would have made the params or optimizer state non-finite "
+                    f"(loss {bad_loss:.6g} and gradient norm {bad_norm:.6g} were finite; learning rate {rate:.6g})"
+                    "; it was not applied")
+        self.fail_non_finite(bad_step, what)
+
+    def fail_non_finite(self, bad_step: int, what: str) -> None:
+        self.poll_save(block=True)  # saves in flight are of earlier, good steps
         last = self.manager.latest_step()
         where = (
             f"last good checkpoint is step {last} in {ckpt.checkpoint_dir(self.workdir)}"
             if last is not None
             else "no checkpoint was saved before it"
         )
-        what = (
-            f"loss became {bad_loss}"
-            if not math.isfinite(bad_loss)
-            else (f"gradient became non-finite (loss {bad_loss:.6g})")
-        )
-        raise NonFiniteLossError(f"{what} at step {bad_step}; {where}", bad_step, last)
+        raise NonFiniteLossError(f"{what}; {where}", bad_step, last)
 
     def check_best_metric(self, record: dict) -> None:
         if self.warned_metric:
@@ -236,6 +479,8 @@ class _Run:
     def finish(self, state: TrainState, last_record: dict, start: int, session_start: float) -> dict:
         """Final metrics: the last train averages, a validation pass, the task's ``final_eval``."""
         final: dict[str, Any] = {"steps": int(jax.device_get(state.step))}
+        if self.stopped_early is not None:
+            final["stopped_early_at"] = self.stopped_early
         if not last_record:  # nothing trained in this session: take the record of the resumed step
             kept = [r for r in read_records(self.workdir) if r.get("step") == start]
             last_record = kept[-1] if kept else {}
@@ -264,27 +509,59 @@ def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | 
     calling, so that bad input fails before the workdir exists. Writes ``config.json``,
     ``metrics.jsonl``, TensorBoard events, checkpoints, ``loss.png`` and ``final.json``.
     ``devices`` (default: all) are the data-parallel mesh; ``progress_bar`` defaults to
-    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite
+    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite,
+    :class:`Interrupted` after SIGTERM or SIGINT (with a checkpoint of the step it stopped at),
+    :class:`~seqjax.train.workdir.WorkdirBusy` if another live run holds the workdir,
     and :class:`~seqjax.train.checkpoint.ResumeError` if the checkpoint is from another model.
     """
     session_start = time.perf_counter()
     config_lib.validate(config)
     workdir = os.path.abspath(workdir)
     run = _Run(config, workdir, task, data, devices)
+    wd = Workdir(workdir, lock=jax.process_index() == 0)
     try:
-        state, resumed = run.open()
-        start = int(jax.device_get(state.step))
-        records = Records(workdir, start, config.train.steps, progress_bar)
-        try:
-            records.message(f"workdir {workdir}")
-            if resumed:
-                records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
-            state, last_record = run.loop(state, records, session_start)
-        finally:
-            records.close()
-        run.manager.wait_until_finished()
-        return run.finish(state, last_record, start, session_start)
+        wd.__enter__()  # a fresh workdir that cannot be set up is removed again by Workdir
+    except WorkdirError:
+        raise
+    except OSError as e:
+        _raise_write_error(run, e, wd)
+    try:
+        with _StopSignals() as run.signals, _orbax_errors_quiet():
+            try:
+                final = _session(run, progress_bar, session_start)
+            except BaseException as e:
+                run.close(quiet=True)
+                _raise_write_error(run, e, wd)
+            run.close()
+            return final
     finally:
-        if run.manager is not None:
-            run.manager.wait_until_finished()
-            run.manager.close()
+        wd.release()
+
+
+def _raise_write_error(run: _Run, e: BaseException, wd: Workdir):
+    """Re-raises ``e``, as a one-line WorkdirWriteError if it is a failed write; a fresh workdir
+    without a complete checkpoint is removed first."""
+    error = e if isinstance(e, WorkdirWriteError) else run.write_error(e)
+    if error is None:
+        raise e
+    if error.last_checkpoint is None and (wd.removed or wd.discard()):
+        error.args = (f"{error}; removed the new workdir {run.workdir}",)
+    if error is e:
+        raise e
+    raise error from e
+
+
+def _session(run: _Run, progress_bar: bool | None, session_start: float) -> dict:
+    workdir = run.workdir
+    state, resumed = run.open()
+    start = int(jax.device_get(state.step))
+    records = Records(workdir, start, run.t.steps, progress_bar)
+    try:
+        records.message(f"workdir {workdir}")
+        if resumed:
+            records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
+        state, last_record = run.loop(state, records, session_start)
+    finally:
+        records.close()
+    run.poll_save(block=True)
+    return run.finish(state, last_record, start, session_start)

@@ -29,6 +29,11 @@ def get_config() -> ConfigDict:
         matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
         skip="none",            # none | last | seasonal: learn a correction to a naive forecast
                                 # (n_to_1 and direct only; seasonal uses data.period)
+        norm="none",            # none | last | mean | revin: per-window normalisation of the inputs
+        highway=0,              # K > 0: add a learned linear AR on the last K inputs (LSTNet; n_to_1, direct)
+        head="point",           # point (MSE) | gaussian | student_t (likelihood; CRPS and intervals)
+        ensemble=1,             # N > 1: N members from N initialisations, forecasting their mean
+        series_embedding=0,     # D > 0: a learned D-vector per series on every input (several series)
     ))
     config.data = ConfigDict(dict(
         source="mackey_glass",  # mackey_glass | sine | csv (see experiments/timeseries/data.py)
@@ -46,8 +51,8 @@ def get_config() -> ConfigDict:
         sine_amplitudes=(),     # sine: ... with these amplitudes (empty: all 1)
         sine_noise=0.1,         # sine: standard deviation of the added Gaussian noise
         sine_seed=0,            # sine: seeds the noise
-        csv="",                 # csv: path of the file
-        column="",              # csv: the target column
+        csv="",                 # csv: path of the file, or a folder: each *.csv in it is a series
+        column="",              # csv: the target column, or several (a,b,c): one series each, one global model
         date_column="",         # csv: optional dates, used on the forecast plot's axis
         covariates=(),          # csv: extra input columns (not with 'autoregressive')
         fill_nan="error",       # csv: missing cells: error | ffill | interpolate
@@ -59,6 +64,8 @@ def get_config() -> ConfigDict:
     ))
     config.eval = ConfigDict(dict(
         batch_size=256,         # windows per validation / test batch (the last one is padded)
+        samples=500,            # draws per forecast for the CRPS and the 80% / 95% intervals
+        statsforecast=True,     # ETS, ARIMA and Theta baselines when statsforecast is installed
     ))
     t = config.train
     t.steps = 2000
