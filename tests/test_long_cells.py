@@ -228,3 +228,71 @@ def test_bad_input():
         cells.mingru.sizes({"w_ih": jnp.zeros((8, 3)), "b_ih": jnp.zeros(6)})
     with pytest.raises(ValueError, match=r"expected inputs with 3 features"):
         seqjax.unroll("mingru", params("mingru", dtype=jnp.float32), jnp.ones((2, 5, 4)))
+
+
+def _experiment_models():
+    """Each experiment's model from its default config with ``model.cell/scan/remat`` set (a
+    different cell and evaluation in each), and a function of its params that runs it on a tiny batch."""
+    from experiments.chargen.configs import default as chargen_cfg
+    from experiments.chargen.model import CharLM
+    from experiments.memory.configs import default as memory_cfg
+    from experiments.memory.data import layout
+    from experiments.memory.model import MemoryModel
+    from experiments.sentiment.configs import default as sentiment_cfg
+    from experiments.sentiment.model import SentimentModel
+    from experiments.seq2seq.configs import default as seq2seq_cfg
+    from experiments.seq2seq.model import Seq2SeqModel
+    from experiments.timeseries import model as ts_model
+    from experiments.timeseries.configs import default as ts_cfg
+
+    def cfg(module, cell, scan, remat=3):
+        c = module.get_config()
+        c.model.cell, c.model.scan, c.model.remat, c.model.hidden = cell, scan, remat, 8
+        if "forget_bias" in c.model:
+            c.model.forget_bias = 0.0
+        return c
+
+    tokens = jnp.arange(24).reshape(2, 12) % 5
+    lengths = jnp.array([12, 7])
+    series = jnp.linspace(-1, 1, 2 * 12).reshape(2, 12, 1)
+    mem = cfg(memory_cfg, "rglru", "sequential")
+    lay = layout(mem.data)
+    mem_x = jnp.ones((2, lay.length, lay.features)) * 0.1
+    m = CharLM.from_config(cfg(chargen_cfg, "mingru", "chunked").model, vocab_size=5)
+    s = SentimentModel.from_config(cfg(sentiment_cfg, "rglru", "associative").model, vocab_size=5)
+    q = Seq2SeqModel.from_config(cfg(seq2seq_cfg, "minlstm", "chunked").model, src_vocab=5, tgt_vocab=5)
+    f = ts_model.from_config(cfg(ts_cfg, "mingru", "associative").model, horizon=1, num_features=1)
+    g = MemoryModel.from_config(mem.model, lay)
+    return {"chargen": (m, m.stack, lambda p: m(p, tokens)[0]),
+            "sentiment": (s, s.stack, lambda p: s(p, tokens, lengths)),
+            "seq2seq": (q, q.core.encoder, lambda p: q(p, tokens, lengths, tokens[:, :4])),
+            "timeseries": (f, f.stack, lambda p: f.forecast(p, series)),
+            "memory": (g, g.stack, lambda p: g(p, mem_x))}
+
+
+def test_every_experiment_takes_the_new_cells_and_remat():
+    """model.cell = mingru / minlstm / rglru, model.scan and model.remat reach every experiment's layers."""
+    want = {"chargen": ("mingru", "chunked"), "sentiment": ("rglru", "associative"), "seq2seq": ("minlstm", "chunked"),
+            "timeseries": ("mingru", "associative"), "memory": ("rglru", "sequential")}
+    for name, (model, stack, run) in _experiment_models().items():
+        assert (stack.cell.kind, stack.cell.scan, stack.remat) == (*want[name], 3), name
+        out = run(model.init(jax.random.PRNGKey(0)))
+        assert out.size and bool(jnp.all(jnp.isfinite(out))), name
+
+
+def test_experiment_configs_reject_scan_without_a_linear_cell_and_bad_remat():
+    from experiments.chargen.configs import default
+    from experiments.chargen.model import CharLM
+    from experiments.chargen.task import check_config
+    from seqjax.train import ConfigError
+
+    c = default.get_config()
+    c.model.scan = "chunked"
+    with pytest.raises(ConfigError, match=r"config.model.scan='chunked' only takes effect with model.cell one of "
+                                          r"mingru, minlstm, rglru \(this config has model.cell='lstm'\)"):
+        check_config(c)
+    c.model.cell = "mingru"
+    check_config(c)
+    c.model.remat = -1
+    with pytest.raises(ValueError, match=r"config.model.remat=-1: expected an integer >= 0"):
+        CharLM.from_config(c.model, vocab_size=5)

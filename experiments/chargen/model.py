@@ -1,4 +1,4 @@
-"""Character LM (N -> N): embedding -> stacked rnn/lstm/gru -> vocabulary head at every step.
+"""Character LM (N -> N): embedding -> stacked recurrent layers (any seqjax cell) -> vocabulary head at every step.
 
 A frozen dataclass over a params pytree ``{"embed": (V, E), "core": [...], "head": {w, b}}``::
 
@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from seqjax import decoding, structures
 from seqjax.cells import CELL_NAMES, INIT_SCHEMES, MATMUL_DTYPES, make_cell
 from seqjax.recurrent import Stack
+from seqjax.scan import SCAN_CHOICES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,8 @@ class CharLM:
     init_scheme: str = "torch"  # config key `init`; a seqjax.cells scheme
     forget_bias: float = 0.0  # added to the LSTM forget gate
     matmul_dtype: str = "float32"  # float32 | bfloat16 (recurrent matmuls; see seqjax.cells.Cell)
+    scan: str = "auto"  # linear-recurrence cells: the evaluation over time (seqjax.scan)
+    remat: int = 0  # jax.checkpoint every `remat` steps (0 = off)
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
@@ -51,18 +54,21 @@ class CharLM:
         need(self.init_scheme in INIT_SCHEMES, "init_scheme", f"expected one of {', '.join(INIT_SCHEMES)}")
         need(self.matmul_dtype in MATMUL_DTYPES, "matmul_dtype", f"expected one of {', '.join(MATMUL_DTYPES)}")
         need(0.0 <= self.dropout < 1.0, "dropout", "expected a rate in [0, 1)")
+        need(self.scan in SCAN_CHOICES, "scan", f"expected one of {', '.join(SCAN_CHOICES)}")
+        need(isinstance(self.remat, int) and not isinstance(self.remat, bool) and self.remat >= 0, "remat",
+             "expected an integer >= 0 (steps per checkpoint; 0 = off)")
 
     @classmethod
     def from_config(cls, cfg_model, vocab_size: int) -> CharLM:
         return cls(vocab_size=vocab_size, embed_dim=cfg_model.embed_dim, hidden=cfg_model.hidden,
                    cell=cfg_model.cell, num_layers=cfg_model.num_layers, dropout=float(cfg_model.dropout),
                    init_scheme=cfg_model.init, forget_bias=float(cfg_model.forget_bias),
-                   matmul_dtype=cfg_model.matmul_dtype)
+                   matmul_dtype=cfg_model.matmul_dtype, scan=cfg_model.scan, remat=cfg_model.remat)
 
     @property
     def stack(self) -> Stack:
-        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype), num_layers=self.num_layers,
-                     dropout=self.dropout)
+        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype, scan=self.scan), num_layers=self.num_layers,
+                     dropout=self.dropout, remat=self.remat)
 
     def init(self, key: jax.Array) -> dict:
         k_emb, k_rnn, k_w, k_b = jax.random.split(key, 4)

@@ -20,6 +20,7 @@ import optax
 
 from experiments.chargen.configs import default
 from experiments.chargen.model import CharLM
+from seqjax.cells import LINEAR_KINDS
 from seqjax.data import CharVocab
 from seqjax.train import ConfigError, Task
 from seqjax.train.config import check_inactive
@@ -30,6 +31,8 @@ def check_config(config) -> None:
     m, defaults = config.model, default.get_config()
     check_inactive(config, defaults, ["model.forget_bias"], m.cell == "lstm",
                    f"model.cell='lstm' (this config has model.cell={m.cell!r})")
+    check_inactive(config, defaults, ["model.scan"], m.cell in LINEAR_KINDS,
+                   f"model.cell one of {', '.join(LINEAR_KINDS)} (this config has model.cell={m.cell!r})")
     check_inactive(config, defaults, ["model.dropout"], m.num_layers > 1,
                    f"model.num_layers > 1: dropout sits between layers (this config has "
                    f"model.num_layers={m.num_layers})")

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from experiments.memory.data import Layout
 from seqjax.cells import CELL_NAMES, INIT_SCHEMES, MATMUL_DTYPES, Cell, LSTMCarry, make_cell
 from seqjax.recurrent import Stack, unroll
+from seqjax.scan import SCAN_CHOICES
 from seqjax.structures import dense, dense_init
 
 
@@ -55,6 +56,8 @@ class MemoryModel:
     init_scheme: str = "xavier_orthogonal"  # config key `init`; a seqjax.cells scheme
     forget_bias: float = 1.0  # LSTM only
     matmul_dtype: str = "float32"
+    scan: str = "auto"  # linear-recurrence cells: the evaluation over time (seqjax.scan)
+    remat: int = 0  # jax.checkpoint every `remat` steps (0 = off)
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
@@ -70,16 +73,20 @@ class MemoryModel:
             need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, field,
                  "expected an integer >= 1")
         need(isinstance(self.bidirectional, bool), "bidirectional", "expected true or false")
+        need(self.scan in SCAN_CHOICES, "scan", f"expected one of {', '.join(SCAN_CHOICES)}")
+        need(isinstance(self.remat, int) and not isinstance(self.remat, bool) and self.remat >= 0, "remat",
+             "expected an integer >= 0 (steps per checkpoint; 0 = off)")
 
     @classmethod
     def from_config(cls, m, lay: Layout) -> MemoryModel:
         return cls(layout=lay, cell=m.cell, hidden=m.hidden, num_layers=m.num_layers,
                    bidirectional=m.bidirectional, init_scheme=m.init, forget_bias=float(m.forget_bias),
-                   matmul_dtype=m.matmul_dtype)
+                   matmul_dtype=m.matmul_dtype, scan=m.scan, remat=m.remat)
 
     @property
     def stack(self) -> Stack:
-        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype), self.num_layers, self.bidirectional)
+        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype, scan=self.scan), self.num_layers,
+                     self.bidirectional, remat=self.remat)
 
     @property
     def outputs(self) -> int:
@@ -121,7 +128,7 @@ class MemoryModel:
 
         def total(delta):
             carry0 = cell.initial_carry((B,), self.hidden, inputs.dtype)
-            final, ys = unroll(_Nudged(cell), p, (inputs, delta), carry0)
+            final, ys = unroll(_Nudged(cell), p, (inputs, delta), carry0, remat=self.remat)
             final = jax.tree.map(lambda a: a[None], final)  # as a Stack's (layers, batch, H) carry
             return jnp.sum(loss_fn(self.readout(params, final, ys)))
 

@@ -29,6 +29,7 @@ import optax
 from experiments.memory import data as data_lib
 from experiments.memory.configs import default
 from experiments.memory.model import MemoryModel
+from seqjax.cells import LINEAR_KINDS
 from seqjax.train import ConfigError, Task
 from seqjax.train.config import check_inactive
 
@@ -39,6 +40,8 @@ def check_config(config) -> None:
     m = config.model
     check_inactive(config, default.get_config(), ["model.forget_bias"], m.cell == "lstm",
                    f"model.cell='lstm' (this config has model.cell={m.cell!r})")
+    check_inactive(config, default.get_config(), ["model.scan"], m.cell in LINEAR_KINDS,
+                   f"model.cell one of {', '.join(LINEAR_KINDS)} (this config has model.cell={m.cell!r})")
 
 
 def per_example(layout: data_lib.Layout, prediction, targets) -> dict:

@@ -31,12 +31,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqjax.cells import INIT_SCHEMES, MATMUL_DTYPES, make_cell
+from seqjax.cells import CELL_NAMES, INIT_SCHEMES, MATMUL_DTYPES, make_cell
 from seqjax.recurrent import Stack
+from seqjax.scan import SCAN_CHOICES
 from seqjax.structures import dense, dense_init, pool
 
 POOLINGS = ("last", "mean", "max")
-CELLS = ("rnn", "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_cho")
+CELLS = CELL_NAMES
 EMBED_SCALE = 0.05  # embeddings ~ U(-0.05, 0.05), Keras' Embedding default
 
 
@@ -53,6 +54,8 @@ class SentimentModel:
     init_scheme: str = "xavier_orthogonal"  # config key `init`; a seqjax.cells scheme
     forget_bias: float = 1.0  # LSTM only: added to the forget gate (Keras' unit_forget_bias)
     matmul_dtype: str = "float32"  # float32 | bfloat16 (recurrent matmuls; see seqjax.cells.Cell)
+    scan: str = "auto"  # linear-recurrence cells: the evaluation over time (seqjax.scan)
+    remat: int = 0  # jax.checkpoint every `remat` steps (0 = off)
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
@@ -73,6 +76,9 @@ class SentimentModel:
              "expected a rate in [0, 1)")
         need(self.matmul_dtype in MATMUL_DTYPES, "matmul_dtype", f"expected one of {', '.join(MATMUL_DTYPES)}")
         need(self.init_scheme in INIT_SCHEMES, "init_scheme", f"expected one of {', '.join(INIT_SCHEMES)}")
+        need(self.scan in SCAN_CHOICES, "scan", f"expected one of {', '.join(SCAN_CHOICES)}")
+        need(isinstance(self.remat, int) and not isinstance(self.remat, bool) and self.remat >= 0, "remat",
+             "expected an integer >= 0 (steps per checkpoint; 0 = off)")
 
     @classmethod
     def from_config(cls, cfg_model, vocab_size: int) -> SentimentModel:
@@ -81,12 +87,12 @@ class SentimentModel:
         return cls(vocab_size=vocab_size, embed_dim=m.embed_dim, hidden=m.hidden, cell=m.cell,
                    num_layers=m.num_layers, bidirectional=m.bidirectional, pooling=m.pooling,
                    dropout=float(m.dropout), init_scheme=m.init, forget_bias=float(m.forget_bias),
-                   matmul_dtype=m.matmul_dtype)
+                   matmul_dtype=m.matmul_dtype, scan=m.scan, remat=m.remat)
 
     @property
     def stack(self) -> Stack:
-        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype), self.num_layers, self.bidirectional,
-                     "concat", self.dropout)
+        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype, scan=self.scan), self.num_layers,
+                     self.bidirectional, "concat", self.dropout, remat=self.remat)
 
     @property
     def features(self) -> int:

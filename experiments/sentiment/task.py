@@ -27,6 +27,7 @@ import optax
 from experiments.sentiment.configs import default
 from experiments.sentiment.data import encode
 from experiments.sentiment.model import SentimentModel
+from seqjax.cells import LINEAR_KINDS
 from seqjax.data import WordVocab, tokenize
 from seqjax.train import ConfigError, Task
 from seqjax.train.config import check_inactive
@@ -40,6 +41,8 @@ def check_config(config) -> None:
     m = config.model
     check_inactive(config, default.get_config(), ["model.forget_bias"], m.cell == "lstm",
                    f"model.cell='lstm' (this config has model.cell={m.cell!r})")
+    check_inactive(config, default.get_config(), ["model.scan"], m.cell in LINEAR_KINDS,
+                   f"model.cell one of {', '.join(LINEAR_KINDS)} (this config has model.cell={m.cell!r})")
 
 
 @partial(jax.jit, static_argnames="model")

@@ -34,10 +34,11 @@ import grain
 import numpy as np
 
 from experiments.seq2seq.configs import default
+from seqjax.cells import LINEAR_KINDS
 from seqjax.data import ArraySource, eval_batches, train_batches
 from seqjax.data.pipeline import shuffle_seed
 from seqjax.train import Data
-from seqjax.train.config import check_keys
+from seqjax.train.config import check_inactive, check_keys
 from seqjax.train.config import is_int as _is_int
 from seqjax.train.config import require as _need
 
@@ -144,6 +145,8 @@ def check_config(config) -> None:
     _need(0.0 <= d.zero_prob < 1.0, "data.zero_prob", d.zero_prob, "expected a number in [0, 1)")
     _need(_is_int(d.val_size) and d.val_size >= 1, "data.val_size", d.val_size, "expected an integer >= 1")
     _need(_is_int(d.examples) and d.examples >= 0, "data.examples", d.examples, "expected an integer >= 0")
+    check_inactive(config, default.get_config(), ["model.scan"], config.model.cell in LINEAR_KINDS,
+                   f"model.cell one of {', '.join(LINEAR_KINDS)} (this config has model.cell={config.model.cell!r})")
 
 
 def val_numbers(d) -> list[str]:

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from seqjax import structures
 from seqjax.cells import CELL_NAMES, INIT_SCHEMES, MATMUL_DTYPES, make_cell
 from seqjax.recurrent import Stack
+from seqjax.scan import SCAN_CHOICES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Seq2SeqModel:
     bidirectional: bool = True  # the encoder
     init_scheme: str = "torch"  # config key `init`; a seqjax.cells scheme
     matmul_dtype: str = "float32"  # float32 | bfloat16 (recurrent matmuls; see seqjax.cells.Cell)
+    scan: str = "auto"  # linear-recurrence cells: the evaluation over time (seqjax.scan)
+    remat: int = 0  # the encoder: jax.checkpoint every `remat` steps (0 = off)
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
@@ -55,18 +58,23 @@ class Seq2SeqModel:
             need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, field,
                  "expected an integer >= 1")
         need(isinstance(self.bidirectional, bool), "bidirectional", "expected true or false")
+        need(self.scan in SCAN_CHOICES, "scan", f"expected one of {', '.join(SCAN_CHOICES)}")
+        need(isinstance(self.remat, int) and not isinstance(self.remat, bool) and self.remat >= 0, "remat",
+             "expected an integer >= 0 (steps per checkpoint; 0 = off)")
 
     @classmethod
     def from_config(cls, cfg_model, src_vocab: int, tgt_vocab: int) -> Seq2SeqModel:
         m = cfg_model
         return cls(src_vocab=src_vocab, tgt_vocab=tgt_vocab, context=m.context, cell=m.cell,
                    embed_dim=m.embed_dim, hidden=m.hidden, num_layers=m.num_layers,
-                   bidirectional=m.bidirectional, init_scheme=m.init, matmul_dtype=m.matmul_dtype)
+                   bidirectional=m.bidirectional, init_scheme=m.init, matmul_dtype=m.matmul_dtype, scan=m.scan,
+                   remat=m.remat)
 
     @property
     def core(self) -> structures.Seq2Seq:
-        cell = make_cell(self.cell, matmul_dtype=self.matmul_dtype)
-        encoder = Stack(cell, num_layers=self.num_layers, bidirectional=self.bidirectional)
+        cell = make_cell(self.cell, matmul_dtype=self.matmul_dtype, scan=self.scan)
+        # the decoder steps one token at a time (its own loop), so remat is for the encoder
+        encoder = Stack(cell, num_layers=self.num_layers, bidirectional=self.bidirectional, remat=self.remat)
         return structures.Seq2Seq(encoder, Stack(cell, num_layers=self.num_layers), context=self.context)
 
     def init(self, key: jax.Array) -> dict:

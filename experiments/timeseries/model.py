@@ -51,6 +51,7 @@ import jax.numpy as jnp
 
 from seqjax.cells import CELL_NAMES, INIT_SCHEMES, MATMUL_DTYPES, make_cell
 from seqjax.recurrent import Stack
+from seqjax.scan import SCAN_CHOICES
 from seqjax.structures import OneToMany, dense, dense_init
 
 STRUCTURES = ("n_to_1", "n_to_n", "direct", "autoregressive")
@@ -88,17 +89,19 @@ class Forecaster:
     head: str = "point"
     num_series: int = 1
     series_embedding: int = 0
+    scan: str = "auto"  # linear-recurrence cells: the evaluation over time (seqjax.scan)
+    remat: int = 0  # jax.checkpoint every `remat` steps (0 = off)
 
     def __post_init__(self):
         if self.structure not in STRUCTURES:
             raise ValueError(f"unknown structure {self.structure!r}; expected one of {STRUCTURES}")
         for name in ("horizon", "num_features", "hidden", "num_layers", "num_series"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("highway", "series_embedding"):
+        for name in ("highway", "series_embedding", "remat"):
             _check_int(name, getattr(self, name), 0)
         choices = (("cell", self.cell, CELL_NAMES), ("matmul_dtype", self.matmul_dtype, MATMUL_DTYPES),
                    ("init", self.init_scheme, INIT_SCHEMES), ("skip", self.skip, SKIPS), ("norm", self.norm, NORMS),
-                   ("head", self.head, HEADS))
+                   ("head", self.head, HEADS), ("scan", self.scan, SCAN_CHOICES))
         for name, value, allowed in choices:
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; expected one of {allowed}")
@@ -118,7 +121,8 @@ class Forecaster:
 
     @property
     def stack(self) -> Stack:
-        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype), self.num_layers, dropout=self.dropout)
+        return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype, scan=self.scan), self.num_layers,
+                     dropout=self.dropout, remat=self.remat)
 
     @property
     def head_size(self) -> int:
@@ -382,4 +386,5 @@ def from_config(cfg_model, horizon: int, num_features: int, period: int = 0, num
                       hidden=m.hidden, num_layers=m.num_layers, dropout=float(m.dropout), init_scheme=m.init,
                       forget_bias=float(m.forget_bias), skip=m.skip, period=int(period),
                       matmul_dtype=m.matmul_dtype, norm=m.norm, highway=int(m.highway), head=m.head,
-                      num_series=int(num_series), series_embedding=int(m.series_embedding))
+                      num_series=int(num_series), series_embedding=int(m.series_embedding), scan=m.scan,
+                      remat=m.remat)

@@ -37,6 +37,7 @@ from experiments.timeseries import report as R
 from experiments.timeseries.configs import default
 from experiments.timeseries.data import SeriesData, unscale
 from experiments.timeseries.metrics import POINT_KEYS, PROB_KEYS, Forecast, mase_scale, to_json
+from seqjax.cells import LINEAR_KINDS
 from seqjax.data.series import Scaler
 from seqjax.train import ConfigError, Task
 from seqjax.train.config import check_inactive
@@ -57,6 +58,8 @@ def check_config(config) -> None:
     _need(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "expected a number in [0, 1)")
     check_inactive(config, defaults, ["model.forget_bias"], m.cell == "lstm",
                    f"model.cell='lstm' (this config has model.cell={m.cell!r})")
+    check_inactive(config, defaults, ["model.scan"], m.cell in LINEAR_KINDS,
+                   f"model.cell one of {', '.join(LINEAR_KINDS)} (this config has model.cell={m.cell!r})")
     check_inactive(config, defaults, ["model.dropout"], m.num_layers > 1,
                    f"model.num_layers > 1: dropout sits between layers (this config has "
                    f"model.num_layers={m.num_layers})")

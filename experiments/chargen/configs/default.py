@@ -18,7 +18,7 @@ def get_config() -> ConfigDict:
     config = base_config()
     config.seed = 0
     config.model = ConfigDict(dict(
-        cell="lstm",          # rnn | rnn_relu | lstm | gru | gru_cho
+        cell="lstm",          # rnn | rnn_relu | lstm | gru | gru_cho | mingru | minlstm | rglru
         embed_dim=64,         # character embedding size
         hidden=256,           # hidden units per layer
         num_layers=2,         # stacked layers
@@ -26,6 +26,8 @@ def get_config() -> ConfigDict:
         init="torch",         # torch | xavier_orthogonal | he_orthogonal
         forget_bias=0.0,      # LSTM only: added to the forget gate (e.g. 1.0)
         matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
+        scan="auto",  # mingru | minlstm | rglru: auto | sequential | chunked | associative (seqjax.scan)
+        remat=0,  # checkpoint every k steps (jax.checkpoint): less memory, more time; 0 = off
     ))
     config.data = ConfigDict(dict(
         source="embedded",    # embedded | file | tiny_shakespeare

@@ -20,13 +20,15 @@ def get_config() -> ConfigDict:
     config = base_config()
     config.seed = 0  # seeds init and the training sequences (validation and test sets are fixed)
     config.model = ConfigDict(dict(
-        cell="lstm",           # rnn | rnn_relu | lstm | gru | gru_cho
+        cell="lstm",           # rnn | rnn_relu | lstm | gru | gru_cho | mingru | minlstm | rglru
         hidden=64,             # hidden units per layer and direction
         num_layers=1,          # stacked layers
         bidirectional=False,   # the adding and copy tasks need no future context; tagging does
         init="xavier_orthogonal",  # the articles' recipe: Xavier input, orthogonal recurrent, zero biases
         forget_bias=1.0,       # LSTM only: added to the forget gate ("a larger positive value")
         matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
+        scan="auto",  # mingru | minlstm | rglru: auto | sequential | chunked | associative (seqjax.scan)
+        remat=0,  # checkpoint every k steps (jax.checkpoint): less memory, more time; 0 = off
     ))
     config.data = ConfigDict(dict(
         task="adding",         # adding | copy | tagging (see experiments/memory/data.py)

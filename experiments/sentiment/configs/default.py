@@ -31,7 +31,7 @@ def get_config() -> ConfigDict:
     config.train.best_metric = "val_loss"  # predict --which best reads this checkpoint
     config.eval.batch_size = 256  # validation and test reviews per batch (the last one padded)
     config.model = ConfigDict(dict(
-        cell="lstm",  # rnn | rnn_tanh | rnn_relu | lstm | gru | gru_cho
+        cell="lstm",  # rnn | rnn_tanh | rnn_relu | lstm | gru | gru_cho | mingru | minlstm | rglru
         embed_dim=32,  # word vectors; 54 distinct words here need few dimensions
         hidden=32,  # per direction
         num_layers=1,  # one BiLSTM layer finds a single marker word
@@ -41,6 +41,8 @@ def get_config() -> ConfigDict:
         init="xavier_orthogonal",  # Keras' default: Glorot input weights, orthogonal recurrent, zero bias
         forget_bias=1.0,  # LSTM only: added to the forget gate (Keras' unit_forget_bias)
         matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
+        scan="auto",  # mingru | minlstm | rglru: auto | sequential | chunked | associative (seqjax.scan)
+        remat=0,  # checkpoint every k steps (jax.checkpoint): less memory, more time; 0 = off
     ))
     config.data = ConfigDict(dict(
         source="generated",  # imdb_reviews | glue/sst2 | imdb_dir | csv | jsonl | generated

@@ -22,13 +22,15 @@ def get_config() -> ConfigDict:
     config.seed = 0
     config.model = ConfigDict(dict(
         context="attention",  # last (c = h_N) | transform (g(h_N)) | pool (g(h_1..h_N)) | attention
-        cell="gru",           # rnn | rnn_relu | lstm | gru | gru_cho; GRU: the articles' default choice
+        cell="gru",           # rnn | rnn_relu | lstm | gru | gru_cho | mingru | minlstm | rglru (GRU: the articles')
         embed_dim=32,         # token embedding size (source digits and target words)
         hidden=128,           # hidden units per layer and direction
         num_layers=1,         # stacked layers, in the encoder and in the decoder
         bidirectional=True,   # encoder reads both ways; c = [h_N fwd, h_1 bwd]
         init="torch",         # torch | xavier_orthogonal | he_orthogonal
         matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
+        scan="auto",  # mingru | minlstm | rglru: auto | sequential | chunked | associative (seqjax.scan)
+        remat=0,  # checkpoint every k steps (jax.checkpoint): less memory, more time; 0 = off
     ))
     config.data = ConfigDict(dict(
         min_digits=1,         # shortest number, in digits

@@ -20,13 +20,15 @@ def get_config() -> ConfigDict:
     config.seed = 0
     config.model = ConfigDict(dict(
         structure="n_to_1",     # n_to_1 | n_to_n | direct | autoregressive (see model.py)
-        cell="lstm",            # rnn | rnn_relu | lstm | gru | gru_cho
+        cell="lstm",            # rnn | rnn_relu | lstm | gru | gru_cho | mingru | minlstm | rglru
         hidden=64,              # hidden units per layer; plenty for a smooth chaotic series
         num_layers=1,           # one layer is enough at horizon 1
         dropout=0.0,            # between layers (needs num_layers > 1); nothing to regularise on noise-free data
         init="torch",           # torch | xavier_orthogonal | he_orthogonal
         forget_bias=1.0,        # LSTM only: added to the forget gate, keeps the cell state flowing early on
         matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
+        scan="auto",  # mingru | minlstm | rglru: auto | sequential | chunked | associative (seqjax.scan)
+        remat=0,  # checkpoint every k steps (jax.checkpoint): less memory, more time; 0 = off
         skip="none",            # none | last | seasonal: learn a correction to a naive forecast
                                 # (n_to_1 and direct only; seasonal uses data.period)
         norm="none",            # none | last | mean | revin: per-window normalisation of the inputs
