@@ -352,6 +352,6 @@ def load(config) -> SeriesData:
     return SeriesData(
         train=train_batches(windows["train"].source(), config.train.batch_size, config.seed),
         val=eval_batches(windows["val"].source(), config.eval.batch_size) if len(windows["val"]) else [],
-        test=eval_batches(windows["test"].source(), config.eval.batch_size),
+        test=eval_batches(windows["test"].source(), config.eval.batch_size, shard=False),
         metadata=metadata, values=values, names=list(names), dates=dates, split=split, scaler=scaler,
         lookback=d.lookback, horizon=d.horizon, period=period, windows=windows)

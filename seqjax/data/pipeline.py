@@ -23,7 +23,9 @@ shape). The last batch is filled up with copies of the final example.
 
 **Processes.** With ``P`` JAX processes, process ``p`` reads rows ``[p B/P, (p + 1) B/P)`` of
 every global batch, training and evaluation alike; the local batches of all processes, in
-process order, make up the one-process batch. ``B`` must be divisible by ``P``.
+process order, make up the one-process batch. ``B`` must be divisible by ``P``. A split that a
+task reads on the host at the end (``Task.final_eval``, which process 0 runs alone) is built with
+``eval_batches(..., shard=False)``: every process then reads whole batches.
 """
 
 from __future__ import annotations
@@ -94,12 +96,12 @@ def train_batches(source, batch_size: int, seed: int, *, shuffle: bool = True) -
     return ds.repeat().batch(rows)[index::count].map(_weighted)
 
 
-def eval_batches(source, batch_size: int, what: str = "eval.batch_size") -> grain.MapDataset:
-    """This process's rows of each padded evaluation batch (see the module docstring); ``len`` is
-    the number of batches (0 for an empty source)."""
+def eval_batches(source, batch_size: int, what: str = "eval.batch_size", *, shard: bool = True) -> grain.MapDataset:
+    """This process's rows of each padded evaluation batch (see the module docstring), or with
+    ``shard=False`` the whole batches; ``len`` is the number of batches (0 for an empty source)."""
     ds = _dataset(source)
     n = len(ds)
-    rows, index, count = local_share(batch_size, what)
+    rows, index, count = local_share(batch_size, what) if shard else (batch_size, 0, 1)
     total = math.ceil(n / batch_size) * batch_size
 
     def example(i: int) -> dict[str, np.ndarray]:

@@ -4,6 +4,12 @@ A run is a pure function of its config: step ``s`` trains on ``data.train[s]`` w
 ``fold_in(train_key, s)``. Rerunning with the same workdir restores the latest checkpoint and
 continues, so an interrupted run ends with the same params, bit for bit, as an uninterrupted one.
 
+With several JAX processes (``seqjax.train.distributed``) every process runs this loop on its own
+rows of each global batch and calls Orbax for every save and restore; process 0 alone writes
+``config.json``, the records, ``final.json`` and whatever the task's ``on_log`` and ``final_eval``
+write, and those two run on process 0 only, with the params as host (numpy) arrays. A SIGTERM to
+any process stops all of them at one step, after a checkpoint of it (:class:`Preempted`).
+
 The host syncs with the device only at log, eval and checkpoint points. That is also where a
 non-finite loss, recorded by the jitted step in ``state.bad_step``, stops the run; since a
 checkpoint is only written after that check, every checkpoint on disk is from before the bad step.
@@ -14,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 from functools import partial
@@ -25,6 +32,7 @@ import numpy as np
 
 from seqjax.train import checkpoint as ckpt
 from seqjax.train import config as config_lib
+from seqjax.train import distributed
 from seqjax.train.records import Records, plot_losses, read_records
 from seqjax.train.state import (
     Placement,
@@ -39,6 +47,14 @@ from seqjax.train.task import Data, Task
 
 FINAL_FILE = "final.json"
 CONFIG_FILE = "config.json"
+
+
+class Preempted(Exception):
+    """A SIGTERM stopped a multi-process run at ``step``, after every process saved a checkpoint of it."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -75,6 +91,10 @@ class _Run:
         self.t = t = config.train
         self.config_dict = config_lib.to_dict(config)
         self.placement = Placement(devices)
+        self.processes = jax.process_count()
+        self.primary = jax.process_index() == 0
+        if self.processes > 1:
+            self._check_divisible()
         self.optimizer = make_optimizer(t)
         self.schedule = jax.jit(learning_rate_schedule(t))  # evaluated on the host at log points
         self.init_key, self.train_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
@@ -93,6 +113,20 @@ class _Run:
 
     # -- setup
 
+    def _check_divisible(self) -> None:
+        """With several processes each batch must split evenly over all devices (none is replicated)."""
+        n = self.placement.num_devices
+        for key, size in (("train.batch_size", self.t.batch_size), ("eval.batch_size", self.config.eval.batch_size)):
+            if size % n:
+                raise config_lib.ConfigError(
+                    f"config.{key}={size}: with {self.processes} processes the batch is split over all "
+                    f"{n} devices; expected a multiple of {n}")
+
+    def _host_params(self, params):
+        """Params for code that process 0 runs alone: host arrays when there are other processes
+        (a computation on the global arrays would wait for them)."""
+        return distributed.host(params) if self.processes > 1 else params
+
     def open(self) -> tuple[TrainState, bool]:
         """The state to start from, restored from the workdir if it has a checkpoint.
 
@@ -100,16 +134,31 @@ class _Run:
         t = self.t
         manager_args = dict(max_to_keep=t.max_to_keep, best_metric=t.best_metric, best_mode=t.best_mode)
         resumed = None
-        if os.path.isdir(ckpt.checkpoint_dir(self.workdir)):
+        created = not os.path.exists(self.workdir)
+        try:
+            distributed.check_shared_workdir(self.workdir)
+            has_checkpoints = os.path.isdir(ckpt.checkpoint_dir(self.workdir))
+            if self.processes > 1:
+                distributed.agree(f"{'a' if has_checkpoints else 'no'} checkpoints directory", "checkpoints",
+                                  self.workdir)
+        except distributed.WorkdirNotShared:
+            if created and self.primary:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        if has_checkpoints:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
+            if self.processes > 1:
+                distributed.agree(f"steps {self.manager.all_steps()}", "checkpoints", self.workdir)
             abstract = self.placement.abstract(jax.eval_shape(self.make_state, self.init_key))
             resumed = ckpt.restore_for_resume(
                 self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items()
             )
-        os.makedirs(self.workdir, exist_ok=True)
+        if self.primary:
+            os.makedirs(self.workdir, exist_ok=True)
         if self.manager is None:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
-        config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
+        if self.primary:
+            config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
         if resumed is None:
             return self.make_state(self.init_key), False
         _, params, items = resumed
@@ -138,15 +187,16 @@ class _Run:
         pending, tokens, interval_start = [], 0, time.perf_counter()
         for step in range(int(jax.device_get(state.step)), t.steps):
             batch = data.train[step]
-            tokens += task.batch_tokens(batch)
+            tokens += task.batch_tokens(batch) * self.processes  # every process has its share
             state, metrics = self.step_fn(state, self.placement.put_batch(batch), self.train_key)
             pending.append(metrics)
             records.advance()
             done = step + 1
             last = done == t.steps
-            do_log = done % t.log_every == 0 or last
+            preempted = distributed.preempted(done)  # the same step in every process
+            do_log = done % t.log_every == 0 or last or preempted
             do_eval = bool(t.eval_every and done % t.eval_every == 0) or last
-            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last
+            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last or preempted
             if not (do_log or do_eval or do_save):
                 continue
             self.check_finite(state)  # the loop's only host sync, and always before a save
@@ -165,7 +215,8 @@ class _Run:
                     self.check_best_metric(record)
                 records.write(record)
                 last_record = record
-                task.on_log(state.params, done, data)
+                if self.primary:
+                    task.on_log(self._host_params(state.params), done, data)
             improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
             if do_save or improved:  # a new best is saved even between checkpoint steps
                 # an async save reads its arrays after the next steps have run: give it copies,
@@ -173,6 +224,12 @@ class _Run:
                 params, items = self.copy_fn(state.checkpoint_items())
                 ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
                 best = record[t.best_metric] if improved else best
+            if preempted:
+                self.manager.wait_until_finished()
+                records.message(f"SIGTERM: saved step {done} in every process; stopping")
+                raise Preempted(f"stopped by SIGTERM at step {done}, after saving it in "
+                                f"{ckpt.checkpoint_dir(self.workdir)}/{done}; run the same command again to resume",
+                                done)
             pending, tokens, interval_start = [], 0, time.perf_counter()
         return state, last_record
 
@@ -242,17 +299,24 @@ class _Run:
         final.update({k: v for k, v in last_record.items() if k.startswith("train_")})
         val = {k: v for k, v in last_record.items() if k.startswith("val_")}
         final.update(val or self.evaluate(state.params))
-        final.update(self.task.final_eval(self.final_params(state), self.data, self.workdir) or {})
+        params = self.final_params(state)  # a restore: in every process
+        if self.primary:
+            final.update(self.task.final_eval(self._host_params(params), self.data, self.workdir) or {})
         final["final_eval_step"] = self.final_eval_step
         final["num_params"] = int(sum(np.size(x) for x in jax.tree.leaves(state.params)))
         final["train_time_s"] = last_record.get("time")
         final["wall_time_s"] = round(time.perf_counter() - session_start, 3)
         final = {k: (v.item() if isinstance(v, (np.generic, jax.Array)) else v) for k, v in final.items()}
-        plot_losses(self.workdir)
-        path = os.path.join(self.workdir, FINAL_FILE)
-        with open(path + ".tmp", "w") as f:
-            json.dump(final, f, indent=2)
-        os.replace(path + ".tmp", path)
+        if self.primary:
+            plot_losses(self.workdir)
+            path = os.path.join(self.workdir, FINAL_FILE)
+            with open(path + ".tmp", "w") as f:
+                json.dump(final, f, indent=2)
+            os.replace(path + ".tmp", path)
+        if self.processes > 1:  # the others wait for process 0's final evaluation, and return its result
+            text = distributed.broadcast(json.dumps(final) if self.primary else None, "final",
+                                         timeout_s=distributed.FINAL_WAIT_S)
+            final = json.loads(text)
         return final
 
 
@@ -274,7 +338,7 @@ def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | 
     try:
         state, resumed = run.open()
         start = int(jax.device_get(state.step))
-        records = Records(workdir, start, config.train.steps, progress_bar)
+        records = Records(workdir, start, config.train.steps, progress_bar, enabled=run.primary)
         try:
             records.message(f"workdir {workdir}")
             if resumed:
