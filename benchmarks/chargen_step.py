@@ -14,7 +14,10 @@ competitor trains on the protocol's set-up (embedding 64, 2-layer LSTM(256), bat
 * `torch`: the loop of `benchmarks/chargen_torch_reference.py`;
 * `torch[bf16]`: the same under `torch.autocast("cpu", torch.bfloat16)`.
 
-It prints ktok/s per competitor (median and best round) and each one's ratio to `torch`.
+It prints the CPU model first (ratios differ by machine), then ktok/s per competitor (median and
+best round) and each one's ratio to `torch`. A competitor that cannot run on this machine (on some
+CPUs oneDNN has no bfloat16 LSTM primitive, so `torch[bf16]` fails) is skipped with the reason
+printed, and the others are still timed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks.machine import header, load_average, load_warning  # noqa: E402
 from experiments.chargen import data as chargen_data  # noqa: E402
 from experiments.chargen.configs.protocol import get_config  # noqa: E402
 from experiments.chargen.task import CharGenTask  # noqa: E402
@@ -85,6 +89,12 @@ def torch_competitor(vocab_size: int, train_ids: np.ndarray, bf16: bool):
     return run
 
 
+def _reason(e: BaseException) -> str:
+    """The first line of an exception, for a one-line "skipped" note."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--text", default="", help="a UTF-8 text file (default: the embedded corpus)")
@@ -95,23 +105,31 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.steps = 2, 2
-    competitors = {}
-    competitors["seqjax"], vocab_size, train_ids = seqjax_competitor(args.text, "float32")
-    competitors["seqjax[bf16]"], _, _ = seqjax_competitor(args.text, "bfloat16")
+    builders = {}
+    seqjax_run, vocab_size, train_ids = seqjax_competitor(args.text, "float32")
+    builders["seqjax"] = lambda: seqjax_run
+    builders["seqjax[bf16]"] = lambda: seqjax_competitor(args.text, "bfloat16")[0]
     versions = f"jax {jax.__version__}"
     if not args.no_torch:
         try:
             import torch
 
-            competitors["torch"] = torch_competitor(vocab_size, train_ids, bf16=False)
-            competitors["torch[bf16]"] = torch_competitor(vocab_size, train_ids, bf16=True)
+            builders["torch"] = lambda: torch_competitor(vocab_size, train_ids, bf16=False)
+            builders["torch[bf16]"] = lambda: torch_competitor(vocab_size, train_ids, bf16=True)
             versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
         except ImportError:
             versions += "; torch not installed (TORCH=1 adds it), so no ratios"
-    print(versions)
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
-    for run in competitors.values():  # compile and warm up
-        run(2)
+    load0 = load_average()
+    print(header(versions), flush=True)
+    competitors = {}
+    for name, build in builders.items():  # build, compile and warm up; a competitor that fails is skipped
+        try:
+            run = build()
+            run(2)
+        except Exception as e:  # noqa: BLE001 - any failure of a competitor's library skips that competitor
+            print(f"skipped {name}: it cannot run on this machine ({_reason(e)})", flush=True)
+            continue
+        competitors[name] = run
     tokens = args.steps * 32 * 128
     rates: dict[str, list[float]] = {name: [] for name in competitors}
     for _ in range(args.rounds):
@@ -119,14 +137,17 @@ def main():
             t0 = time.perf_counter()
             run(args.steps)
             rates[name].append(tokens / (time.perf_counter() - t0) / 1e3)
-    load = os.getloadavg()[0]
+    load1 = load_average()
     base = statistics.median(rates["torch"]) if "torch" in rates else None
+    print(f"\n{args.rounds} interleaved rounds of {args.steps} steps per competitor")
     print("\n| competitor | ktok/s median (best) | vs torch |\n|---|---:|---:|")
     for name, r in rates.items():
         ratio = f"{statistics.median(r) / base:.2f}x" if base else "-"
         print(f"| {name} | {statistics.median(r):.1f} ({max(r):.1f}) | {ratio} |")
-    print(f"\nload average at end: {load:.2f}" + (" (above the core count: ratios are unreliable)"
-                                                  if load > (os.cpu_count() or 1) else ""))
+    print(f"\n# load average at end: {load1:.2f}")
+    warning = load_warning(load0, load1)
+    if warning:
+        print(warning)
 
 
 if __name__ == "__main__":

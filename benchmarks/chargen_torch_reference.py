@@ -10,11 +10,16 @@ windows of the last 10%. Prints one `final:` line with val_loss and end-to-end t
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchmarks.machine import cpu_model, header  # noqa: E402
 
 
 class CharLSTM(nn.Module):
@@ -45,6 +50,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    print(header(f"torch {torch.__version__} ({torch.get_num_threads()} threads)"), flush=True)
     text = open(args.text, encoding="utf-8").read()
     chars = sorted(set(text))
     lut = {c: i for i, c in enumerate(chars)}
@@ -80,7 +86,8 @@ def main():
             logits = model(chunk[:, :-1])
         val_loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1)).item()
     result = {"val_loss": val_loss, "tokens_per_s": args.steps * B * T / train_time, "train_time_s": train_time,
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "bf16_autocast": args.bf16}
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "bf16_autocast": args.bf16,
+              "seed": args.seed, "cpu": cpu_model()}
     print("final: " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
     if args.json:
         with open(args.json, "w") as f:

@@ -10,12 +10,16 @@ LSTM's additive cell path and the GRU's update gate keep more of it.
 """
 
 import argparse
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import seqjax
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import seqjax  # noqa: E402
+from benchmarks.machine import header  # noqa: E402
 
 
 def ratio(cell, T, hidden, batch, seed, init, forget_bias=0.0):
@@ -42,6 +46,7 @@ def main():
     Ts = [int(t) for t in args.steps.split(",")]
     columns = [("rnn_tanh", 0.0), ("gru", 0.0), ("lstm", 0.0), ("lstm", 1.0)]
     names = [n if fb == 0 else f"{n} (forget bias {fb:g})" for n, fb in columns]
+    print(header(f"jax {jax.__version__}"))
     print(f"||dL/dx_1|| / ||dL/dx_T||, L = sum(h_T); float64, hidden {args.hidden}, init {args.init}, "
           f"median of {args.seeds} seeds\n")
     print("| T | " + " | ".join(names) + " |")

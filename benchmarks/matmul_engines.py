@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import header as machine_header  # noqa: E402
 
 SHAPES = [(2048, 2048, 2048), (4096, 256, 1024), (32, 320, 1024), (32, 512, 1024), (32, 1024, 256)]
 
@@ -66,12 +71,12 @@ def main():
         import torch
 
         frameworks = ["jax", "torch"]
-        print(f"jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__} "
-              f"({torch.get_num_threads()} threads)")
+        versions = (f"jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__} "
+                    f"({torch.get_num_threads()} threads)")
     except ImportError:
         frameworks = ["jax"]
-        print(f"jax {jax.__version__} ({jax.default_backend()}); torch not installed (TORCH=1 adds it)")
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+        versions = f"jax {jax.__version__} ({jax.default_backend()}); torch not installed (TORCH=1 adds it)"
+    print(machine_header(versions))
     header = "| shape (M,K,N) | dtype | " + " | ".join(f"{f} GF/s" for f in frameworks)
     header += " | jax / torch |" if len(frameworks) == 2 else " |"
     print(header)

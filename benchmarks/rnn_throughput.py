@@ -39,6 +39,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import seqjax  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
 
 DEFAULT_SHAPES = "64,128,128,256;128,200,64,128"
 QUICK_SHAPES = "4,12,8,16"
@@ -138,15 +139,7 @@ def _time_round_robin(fns: dict, repeats: int, warmup: int, pause: float) -> dic
 
 
 def _machine(torch_threads) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "jax_backend": jax.default_backend(),
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "jax_backend": jax.default_backend(),
             "jax_devices": [str(d) for d in jax.devices()], "python": platform.python_version(),
             "jax": jax.__version__, "torch_threads": torch_threads,
             "xla_flags": os.environ.get("XLA_FLAGS", "")}

@@ -16,7 +16,6 @@ import pytest
 import toy_task
 
 from experiments.chargen.__main__ import run as chargen_run
-from experiments.chargen.task import CharGenTask
 from seqjax.train import distributed, load_from_workdir
 from seqjax.train.distributed import DistributedError, Launch, pop_flags, resolve
 
@@ -76,10 +75,12 @@ class Processes:
                 p.wait()
 
 
+TOY_ARGS = ["--config", toy_task.__file__, "--config.train.steps=120", "--config.train.checkpoint_every=20",
+            "--config.train.log_every=1", "--config.train.eval_every=60"]
+
+
 def _toy(workdir, *overrides):
-    return ["-c", TOY_CLI, "--workdir", str(workdir), "--config", toy_task.__file__, "--config.train.steps=120",
-            "--config.train.checkpoint_every=20", "--config.train.log_every=20", "--config.train.eval_every=60",
-            *overrides]
+    return ["-c", TOY_CLI, "--workdir", str(workdir), *TOY_ARGS, *overrides]
 
 
 def _steps(workdir):
@@ -178,94 +179,107 @@ def test_the_local_launcher_joins_n_processes_and_returns_the_first_failure(tmp_
 
 
 @pytest.fixture(scope="module")
-def chargen_pair(tmp_path_factory, env):
-    """chargen's tiny preset for 10 steps, logged at every step: through the local launcher as 2
-    processes (one CPU device each), and in this process as one."""
-    base = tmp_path_factory.mktemp("chargen")
-    args = ["--config", "tiny", "--config.train.steps=10", "--config.train.log_every=1",
-            "--config.train.eval_every=5", "--config.train.checkpoint_every=5"]
-    two = subprocess.Popen([sys.executable, "-m", "seqjax.train.multiprocess", "2", sys.executable, "-m",
-                            "experiments.chargen", *args, "--workdir", str(base / "two")],
-                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def toy_pair(tmp_path_factory, env):
+    """The toy task for 120 steps, logged at every step: 2 processes through the local launcher,
+    and 1 in this process. The 2-process run is also the uninterrupted reference of the kill test."""
+    base = tmp_path_factory.mktemp("toy")
+    two = subprocess.Popen([sys.executable, "-m", "seqjax.train.multiprocess", "2", sys.executable,
+                            *_toy(base / "two")], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
     try:
         with pytest.MonkeyPatch.context() as patch:  # a one-process run never starts the distributed runtime
             patch.setattr(jax.distributed, "initialize", lambda **kw: pytest.fail("initialize was called"))
-            one = chargen_run([*args, "--workdir", str(base / "one")])
+            one = _toy_main([*TOY_ARGS, "--workdir", str(base / "one")])
         out, err = two.communicate(timeout=300)
     finally:
         if two.poll() is None:
             two.kill()
     assert two.returncode == 0, err[-3000:]
-    return dict(one=base / "one", two=base / "two", final_one=one, out=out, err=err)
+    return dict(one=base / "one", two=base / "two", final_one=one, out=out)
 
 
-def test_two_processes_train_like_one(chargen_pair):
-    one, two = _records(chargen_pair["one"]), _records(chargen_pair["two"])
-    assert [r["step"] for r in two] == list(range(1, 11))  # every step, once
+def _toy_main(argv):
+    from seqjax.train import main
+
+    return main("toy", toy_task.ToyTask, toy_task.load, argv)
+
+
+def test_two_processes_train_the_toy_like_one(toy_pair):
+    one, two = _records(toy_pair["one"]), _records(toy_pair["two"])
+    assert [r["step"] for r in two] == list(range(1, 121))  # every step, once
     for a, b in zip(one, two, strict=True):
-        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5, abs=1e-6), a["step"]
-        assert b["train_accuracy"] == pytest.approx(a["train_accuracy"], abs=1e-6), a["step"]
-        if "val_loss" in a:
-            assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5), a["step"]
-    final = json.loads((chargen_pair["two"] / "final.json").read_text())
-    assert final["val_loss"] == pytest.approx(chargen_pair["final_one"]["val_loss"], rel=1e-5)
-    assert final["steps"] == 10 and final["vocab_size"] == chargen_pair["final_one"]["vocab_size"]
-
-
-def test_the_two_process_checkpoint_restores_in_one_process(chargen_pair):
-    two = load_from_workdir(str(chargen_pair["two"]), CharGenTask)
-    one = load_from_workdir(str(chargen_pair["one"]), CharGenTask)
-    assert two.step == one.step == 10 and _steps(chargen_pair["two"]) == _steps(chargen_pair["one"]) == [5, 10]
-    for a, b in zip(_leaves(two.params), _leaves(one.params), strict=True):
+        for key in ("train_loss", "train_mae", "train_grad_norm", "val_loss"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (a["step"], key)
+    final = json.loads((toy_pair["two"] / "final.json").read_text())
+    assert final["test_mse"] == pytest.approx(toy_pair["final_one"]["test_mse"], rel=1e-4)  # process 0's final_eval
+    two_params = load_from_workdir(str(toy_pair["two"]), toy_task.ToyTask).params  # restored in one process
+    for a, b in zip(_leaves(two_params), _leaves(load_from_workdir(str(toy_pair["one"]), toy_task.ToyTask).params),
+                    strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    text = two.task.sample_text(two.params, "a", 10, greedy=True)  # the restored model is usable
-    assert text == one.task.sample_text(one.params, "a", 10, greedy=True)
+    assert toy_pair["out"].count("final: steps=120") == 1 and toy_pair["out"].count("step 120/120") == 1
+    assert _steps(toy_pair["two"]) == _steps(toy_pair["one"])
 
 
-def test_one_set_of_records(chargen_pair):
-    one, two = chargen_pair["one"], chargen_pair["two"]
+def test_one_set_of_records(toy_pair):
+    one, two = toy_pair["one"], toy_pair["two"]
     assert sorted(os.listdir(two)) == sorted(os.listdir(one))  # no per-process copies, no leftover marker
     assert len(os.listdir(two / "tensorboard")) == 1
-    assert (two / "sample.txt").read_text()
-    out = chargen_pair["out"]
-    assert out.count("final: steps=10") == 1 and out.count("step 10/10") == 1
-    assert out.count("--- final sample") == 1 and out.count("\nworkdir ") == 1
+    out = toy_pair["out"]  # both processes' output: process 0 alone reports
+    assert out.count("\nworkdir ") == 1 and out.count("step 1/120 ") == 1 and out.count("results in ") == 1
 
 
 # ----------------------------------------------------------------------------- failures
 
 
-def test_killed_processes_resume_to_the_params_of_an_uninterrupted_run(tmp_path, env):
-    """SIGKILL one process after a checkpoint (its peer, waiting for it, stops within seconds), then
-    relaunch: the run ends at the params of a run never interrupted, bit for bit, with its records."""
-    reference = Processes(_toy(tmp_path / "reference"), env, tmp_path / "reference_logs")
+def test_stopped_and_killed_processes_resume_to_the_params_of_an_uninterrupted_run(tmp_path, env, toy_pair):
+    """SIGTERM to one process stops both at one step, with a checkpoint of it; relaunched, the run
+    resumes there; SIGKILL to one process after a later checkpoint stops its peer, which waits for
+    it, within seconds; relaunched again, the run ends at the params of a run never interrupted,
+    bit for bit, with the same records."""
+    reference = toy_pair["two"]
     victim = tmp_path / "victim"
-    slow = "--config.data.delay=0.05"  # 50 ms a batch: time to kill it (the data are the same)
+    slow = "--config.data.delay=0.05"  # 50 ms a batch: time to stop it mid-way (the data are the same)
+    runs = []
     try:
-        first = Processes(_toy(victim, slow), env, tmp_path / "first")
-        _wait_until(lambda: _steps(victim), first, "a checkpoint")
-        first.procs[1].kill()
+        runs.append(Processes(_toy(victim, slow), env, tmp_path / "first"))
+        first = runs[-1]
+        _wait_until(lambda: "step 20/120" in first.out(0), first, "training")
+        first.procs[1].terminate()
+        assert first.wait() == [143, 143]
+        stops = [[line for line in first.err(i).splitlines() if "stopped by" in line] for i in range(2)]
+        stopped = int(stops[0][0].split("stopped by SIGTERM at step ")[1].split()[0])
+        for i in range(2):
+            assert stops[i] == [f"experiments.toy: error: stopped by SIGTERM at step {stopped} (all 2 processes); "
+                                f"saved checkpoint {stopped} in {victim / 'checkpoints'}; rerun with --workdir "
+                                f"{victim} to resume"]
+        assert 20 <= stopped < 120 and _steps(victim)[-1] == stopped
+
+        runs.append(Processes(_toy(victim, slow), env, tmp_path / "second"))
+        second = runs[-1]
+        _wait_until(lambda: f"resumed from step {stopped} " in second.out(0), second, "the resume")
+        _wait_until(lambda: _steps(victim)[-1] > stopped, second, "a later checkpoint")
+        second.procs[1].kill()
         start = time.monotonic()
-        code = first.procs[0].wait(timeout=HEARTBEAT_S + 60)
+        code = second.procs[0].wait(timeout=HEARTBEAT_S + 60)
         assert code != 0 and time.monotonic() - start < HEARTBEAT_S + 25
-        assert "lost another process of the run" in first.err(0) or "heartbeat" in first.err(0)
+        assert "lost another process of the run" in second.err(0) or "heartbeat" in second.err(0)
         assert not (victim / "final.json").exists()
 
-        last = Processes(_toy(victim, slow), env, tmp_path / "last")
+        runs.append(Processes(_toy(victim, slow), env, tmp_path / "last"))
+        last = runs[-1]
         assert last.wait() == [0, 0], last.err(0)[-2000:] + last.err(1)[-2000:]
-        assert reference.wait() == [0, 0], reference.err(0)[-2000:]
     finally:
-        for p in (reference, locals().get("first"), locals().get("last")):
-            if p is not None:
-                p.kill_all()
+        for p in runs:
+            p.kill_all()
     resumed = int(last.out(0).split("resumed from step ")[1].split()[0])
-    assert 0 < resumed < 120
+    assert stopped < resumed < 120
     final = load_from_workdir(str(victim), toy_task.ToyTask).params
-    for a, b in zip(_leaves(final), _leaves(load_from_workdir(str(tmp_path / "reference"), toy_task.ToyTask).params),
-                    strict=True):
+    for a, b in zip(_leaves(final), _leaves(load_from_workdir(str(reference), toy_task.ToyTask).params), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert _strip(_records(victim)) == _strip(_records(tmp_path / "reference"))
-    assert [r["step"] for r in _records(victim)] == list(range(20, 121, 20))
+    assert _strip(_records(victim)) == _strip(_records(reference))  # every step once, as uninterrupted
+    assert json.loads((victim / "final.json").read_text())["val_loss"] == json.loads(
+        (reference / "final.json").read_text())["val_loss"]
 
 
 def test_failed_starts_and_a_lost_coordinator(tmp_path, env):

@@ -15,6 +15,7 @@ from experiments.timeseries import __main__ as cli
 from experiments.timeseries import baselines as B
 from experiments.timeseries import data as data_lib
 from experiments.timeseries.configs import tiny
+from experiments.timeseries.metrics import score
 from experiments.timeseries.model import Forecaster
 from experiments.timeseries.task import ForecastTask
 from seqjax import cells
@@ -80,12 +81,12 @@ def test_tiny_run_through_the_cli_beats_persistence(trained):
     assert json.loads((workdir / "final.json").read_text()) == final
     for name in ("forecast.png", "error_by_horizon_rmse.png", "error_by_horizon_mae.png", "loss.png"):
         assert (workdir / name).read_bytes()[:8] == PNG
-    assert "| lstm n_to_1 | 1 |" in (workdir / "results.md").read_text()
+    assert "| lstm n_to_1 |" in (workdir / "results.md").read_text()
     # the test metrics have their own record; metrics.jsonl holds the trainer's records only
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [50, 100, 150] and all("kind" not in r for r in records)
     saved = json.loads((workdir / "test_metrics.json").read_text())
-    assert saved["metrics"]["lstm n_to_1"]["rmse_all"] == pytest.approx(final["test_rmse"])
+    assert saved["metrics"]["lstm n_to_1"]["test"]["rmse_all"] == pytest.approx(final["test_rmse"])
 
 
 def test_forecast_verb_reads_a_csv_and_writes_csv_and_png(trained, tmp_path, capsys):
@@ -189,6 +190,7 @@ def test_n_to_n_targets_every_step_and_forecasts_from_the_last():
 def test_final_eval_writes_plots_table_and_independent_baselines(tmp_path):
     config = _config(structure="direct", cell="gru")
     config.data.update(source="sine", length=400, lookback=16, horizon=3, period=12)
+    config.eval.statsforecast = False  # its own test is in test_timeseries_baselines.py
     task, data = _task(config)
     params = task.init(jax.random.PRNGKey(0))
     final = task.final_eval(params, data, str(tmp_path))
@@ -197,25 +199,38 @@ def test_final_eval_writes_plots_table_and_independent_baselines(tmp_path):
         png = (tmp_path / name).read_bytes()
         assert png[:8] == PNG and len(png) > 5000
     table = (tmp_path / "results.md").read_text()
-    assert "| RMSE / persistence |" in table and "| seasonal_naive | 3 |" in table
+    assert "| model | val MASE | val MAE | test MAE | RMSE | MASE | sMAPE % |" in table
+    assert "| seasonal naive |" in table and "## Test MAE by horizon step" in table
+    assert "**Winner on test (lowest MAE):" in table and "Chosen on validation" in table
+    assert "ETS (statsforecast AutoETS): skipped: turned off (eval.statsforecast=False)" in table
 
     # Baselines from the raw series by hand: origin o, step h -> values[o-1] and values[o+h-1-12].
     values, o = data.values[:, 0], data.windows["test"].origins
     h = np.arange(3)
     truth = values[o[:, None] + h]
-    persistence = B.per_horizon_metrics(np.repeat(values[o - 1][:, None], 3, axis=1), truth)
-    seasonal = B.per_horizon_metrics(values[o[:, None] + h - 12], truth)
+    train = values[:data.split.train.stop]
+    scale = np.mean(np.abs(train[12:] - train[:-12]))  # MASE: the in-sample seasonal naive error
+    persistence = score(np.repeat(values[o - 1][:, None], 3, axis=1), truth, scale)
+    seasonal = score(values[o[:, None] + h - 12], truth, scale)
     forecast = task.model.forecast(params, data.windows["test"].inputs.astype(np.float32))
-    model = B.per_horizon_metrics(data.unscale_targets(forecast), truth)
+    model = score(data.unscale_targets(forecast), truth, scale)
     saved = json.loads((tmp_path / "test_metrics.json").read_text())["metrics"]
     for name, want in [("persistence", persistence), ("seasonal_naive", seasonal), ("gru direct", model)]:
-        np.testing.assert_allclose(saved[name]["rmse"], want["rmse"], rtol=1e-5)
-        np.testing.assert_allclose(saved[name]["mae"], want["mae"], rtol=1e-5)
-        assert saved[name]["n"] == len(o)
+        for key in ("rmse", "mae", "mase", "smape"):
+            np.testing.assert_allclose(saved[name]["test"][key], want[key], rtol=1e-5)
+        assert saved[name]["test"]["n"] == len(o)
+    assert set(saved) == {"gru direct", "persistence", "seasonal_naive", "ar"}
+    assert saved["ar"]["test"]["coverage95_all"] > 0.5  # AR has a Gaussian predictive distribution
     assert not (tmp_path / "metrics.jsonl").exists()  # test metrics stay out of the trainer's records
     assert final["persistence_rmse"] == pytest.approx(persistence["rmse_all"])
     assert final["seasonal_naive_mae"] == pytest.approx(seasonal["mae_all"])
+    assert final["test_mase"] == pytest.approx(model["mase_all"], rel=1e-5)
     assert final["test_mae_ratio_h2"] == pytest.approx(model["mae"][1] / persistence["mae"][1], rel=1e-5)
+    # the choice on validation is the baseline with the lowest validation MASE
+    val_mase = {b: final[f"{b}_val_mase"] for b in ("persistence", "seasonal_naive", "ar")}
+    assert final["best_baseline"] == min(val_mase, key=val_mase.get)
+    assert final["test_mae_vs_best_baseline"] == pytest.approx(
+        model["mae_all"] / final[f"{final['best_baseline']}_mae"], rel=1e-5)
     json.dumps(data.metadata)  # JSON-able, as the checkpoint needs
 
 
@@ -230,7 +245,7 @@ def test_elec_equip_preset_loads_and_its_baselines():
     data = data_lib.load(config)
     assert tuple(len(data.windows[s]) for s in ("train", "val", "test")) == (144, 28, 28)
     truth = data.raw_targets("test")
-    mae = {k: B.per_horizon_metrics(v, truth)["mae_all"] for k, v in baselines(data).items()}
+    mae = {k: score(v, truth)["mae_all"] for k, v in baselines(data).items()}
     assert mae["seasonal_naive"] == pytest.approx(2.43756, abs=1e-4)
     assert mae["persistence"] > 3 * mae["seasonal_naive"]
 

@@ -7,8 +7,10 @@ import pytest
 from conftest import SHARED_DATA
 
 from experiments.timeseries import baselines as B
+from experiments.timeseries import report as R
 from experiments.timeseries.configs import default
 from experiments.timeseries.data import load, read_csv_series, read_series
+from experiments.timeseries.metrics import score
 from experiments.timeseries.task import baselines
 from seqjax.data.series import Scaler
 from seqjax.train import ConfigError
@@ -163,8 +165,8 @@ def test_elec_equip_loads_and_seasonal_naive_wins():
     assert values[0, 0] == 66.19
     data = prepare(cfg, lookback=24, horizon=12)
     truth = data.raw_targets("test")
-    m_p = B.per_horizon_metrics(baselines(data)["persistence"], truth)
-    m_s = B.per_horizon_metrics(baselines(data)["seasonal_naive"], truth)
+    m_p = score(baselines(data)["persistence"], truth)
+    m_s = score(baselines(data)["seasonal_naive"], truth)
     # A strongly seasonal monthly series: one season back beats the last value.
     assert m_s["rmse_all"] < 0.5 * m_p["rmse_all"]
 
@@ -199,7 +201,7 @@ def test_prepare_splits_scales_on_train_only(tmp_path):
     assert data.raw_targets("test").min() == 32 and data.raw_targets("test").max() == 39
     assert np.all(data.unscale_targets(train.targets[..., 0]) < 24)
     # The scaler is saved beside a checkpoint, in the metadata.
-    assert Scaler.from_dict(data.metadata["scaler"]).mean.tolist() == [11.5]
+    assert Scaler.from_dict(data.metadata["scalers"][0]).mean.tolist() == [11.5]
 
 
 def test_changing_a_test_value_leaves_scaler_and_train_alone(tmp_path):
@@ -240,8 +242,8 @@ def test_generators_through_prepare():
     assert sine.period == 12
     # Noise-free single sine: the seasonal-naive forecast is exact, persistence is not.
     truth = sine.raw_targets("test")
-    m_s = B.per_horizon_metrics(baselines(sine)["seasonal_naive"], truth)
-    m_p = B.per_horizon_metrics(baselines(sine)["persistence"], truth)
+    m_s = score(baselines(sine)["seasonal_naive"], truth)
+    m_p = score(baselines(sine)["persistence"], truth)
     assert m_s["rmse_all"] < 1e-9 and m_p["rmse_all"] > 0.3
     with pytest.raises(ConfigError, match=r"config\.data\.source='parquet': expected one of"):
         load(_config(source="parquet"))
@@ -328,42 +330,9 @@ def test_seasonal_naive_hand_values():
         B.seasonal_naive(hist, 3, 12)
 
 
-def test_per_horizon_metrics_and_tables():
-    truth = np.array([[1.0, 2.0], [3.0, 4.0]])
-    pred = np.array([[2.0, 2.0], [3.0, 1.0]])  # errors [[1, 0], [0, -3]]
-    m = B.per_horizon_metrics(pred, truth)
-    np.testing.assert_allclose(m["rmse"], [np.sqrt(0.5), np.sqrt(4.5)])
-    np.testing.assert_allclose(m["mae"], [0.5, 1.5])
-    assert m["rmse_all"] == pytest.approx(np.sqrt(10 / 4)) and m["mae_all"] == pytest.approx(1.0)
-    with pytest.raises(ValueError):
-        B.per_horizon_metrics(pred, truth[:1])
-
-    pers = B.per_horizon_metrics(np.zeros_like(truth), truth)  # errors = truth
-    rows = B.ratio_table({"lstm": m}, {"persistence": pers})
-    assert [(r["name"], r["step"]) for r in rows] == [
-        ("lstm", 1),
-        ("lstm", 2),
-        ("lstm", "all"),
-        ("persistence", 1),
-        ("persistence", 2),
-        ("persistence", "all"),
-    ]
-    assert rows[0]["mae_ratio"] == pytest.approx(0.5 / 2.0)
-    assert rows[1]["rmse_ratio"] == pytest.approx(np.sqrt(4.5) / np.sqrt(10.0))
-    assert all(r["rmse_ratio"] == 1.0 for r in rows if r["name"] == "persistence")
-    # A bare metrics dict is named 'model'; persistence is required.
-    assert B.ratio_table(m, {"persistence": pers})[0]["name"] == "model"
-    with pytest.raises(ValueError, match="persistence"):
-        B.ratio_table(m, {"seasonal": pers})
-    table = B.format_table(rows, steps=[1, "all"])
-    lines = table.strip().splitlines()
-    assert lines[0].startswith("| model | step | RMSE | MAE |") and len(lines) == 2 + 4
-    assert "| lstm | 1 | 0.7071 | 0.5000 | 0.316 | 0.250 |" in table
-
-
 def test_plots_write_png(tmp_path):
     truth = np.sin(np.arange(24) / 3.0)
-    f1 = B.plot_forecast(
+    f1 = R.plot_forecast(
         tmp_path / "f.png",
         truth,
         {"persistence": np.zeros(24), "model": truth + 0.1},
@@ -371,9 +340,9 @@ def test_plots_write_png(tmp_path):
         title="test",
     )
     m = {"persistence": {"rmse": [1.0, 2.0, 3.0]}, "model": {"rmse": [0.5, 0.7, 0.9]}}
-    f2 = B.plot_error_by_horizon(tmp_path / "e.png", m)
+    f2 = R.plot_error_by_horizon(tmp_path / "e.png", m)
     for f in (f1, f2):
         head = open(f, "rb").read(8)
         assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(f) > 1000
     with pytest.raises(ValueError):
-        B.plot_forecast(tmp_path / "bad.png", truth, {"short": np.zeros(3)})
+        R.plot_forecast(tmp_path / "bad.png", truth, {"short": np.zeros(3)})

@@ -110,7 +110,7 @@ class ToyTask(Task):
         self.logged_steps.append(step)
 
     def final_eval(self, params, data, workdir):
-        test = eval_batches(_examples(self.dim, 64, [self.config.seed, 2]), 64, shard=False)[0]
+        test = eval_batches(_examples(self.dim, 64, [self.config.seed, 2]), 64)[0]
         evaluate = jax.jit(lambda p, b, s: self.loss(p, b, None, train=False, state=s))
         _, (metrics, _) = evaluate(params, test, self.init_state(64))
         total, count = metrics["loss"]

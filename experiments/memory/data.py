@@ -141,7 +141,7 @@ def load(config) -> MemoryData:
     return MemoryData(
         train=train_batches(stream, config.train.batch_size, config.seed, shuffle=False),
         val=eval_batches(ArraySource(**fixed_set(d, d.val_size, d.val_seed)), config.eval.batch_size),
-        test=eval_batches(ArraySource(**fixed_set(d, d.test_size, d.test_seed)), config.eval.batch_size, shard=False),
+        test=eval_batches(ArraySource(**fixed_set(d, d.test_size, d.test_seed)), config.eval.batch_size),
         metadata={"task": d.task, "length": lay.length, "features": lay.features, "classes": lay.classes,
                   "readout": list(lay.readout) if lay.readout else None, "baseline": lay.baseline},
         layout=lay)

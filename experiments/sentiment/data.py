@@ -277,5 +277,5 @@ def load(config) -> SentimentData:
     return SentimentData(
         train=train_batches(splits.train.source(), config.train.batch_size, config.seed),
         val=eval_batches(splits.val.source(), config.eval.batch_size),
-        test=eval_batches(splits.test.source(), config.eval.batch_size, shard=False),
+        test=eval_batches(splits.test.source(), config.eval.batch_size),
         metadata=metadata, splits=splits)

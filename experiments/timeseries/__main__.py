@@ -17,8 +17,8 @@ import os
 
 import numpy as np
 
-from experiments.timeseries import baselines as B
 from experiments.timeseries import data
+from experiments.timeseries import report as R
 from experiments.timeseries.task import ForecastTask
 from seqjax.data import read_csv
 from seqjax.train import load_from_workdir, main
@@ -48,7 +48,7 @@ def forecast(argv: list[str]) -> np.ndarray:
             writer.writerows([k + 1, repr(float(v))] for k, v in enumerate(future))
         lookback = int(run.metadata["lookback"])
         steps = f"{len(future)} step{'s' if len(future) != 1 else ''}"
-        B.plot_future(prefix + ".png", values[-3 * lookback:, 0], future,
+        R.plot_future(prefix + ".png", values[-3 * lookback:, 0], future,
                       title=f"{names[0]}: {steps} after row {len(values)} of {os.path.basename(args.csv)}")
         print(f"{names[0]} forecast, steps 1..{len(future)} after the last row: "
               + " ".join(f"{v:.6g}" for v in future))

@@ -1,50 +1,61 @@
-"""Naive forecasting baselines, per-horizon metrics, tables and plots.
+"""Classical forecasters, scored beside every recurrent model on the same windows.
 
-All functions work on windows in original units. Shapes: ``N`` windows, ``H`` horizon
-steps, optionally ``F`` target columns as a trailing axis. A metrics dict (from
-:func:`per_horizon_metrics`) is ``{'rmse': (H,), 'mae': (H,), 'rmse_all': float,
-'mae_all': float, 'n': N}``.
+Each works on one raw series ``y`` (the target column, original units) and forecasts the
+``horizon`` values after given origins ``t`` (window ``i`` forecasts ``y[t_i : t_i + H]`` from
+``y[:t_i]``). Everything is fitted on the training span ``y[:train_stop]`` only:
+
+* ``persistence``: the last value, repeated.
+* ``seasonal_naive``: the value one period back (needs a period).
+* ``ar``: a linear autoregression AR(p) fitted by least squares, *direct*: one regression per
+  horizon step ``h``, ``y[t+h-1] = c_h + sum_j a_hj y[t-j]`` (no forecast is fed back). ``p`` is
+  chosen on the validation windows' MAE among ``1..p_max``; its predictive distribution is
+  Gaussian with the training residuals' spread at each step.
+* ``ets``, ``arima``, ``theta``: AutoETS, AutoARIMA and AutoTheta from ``statsforecast``
+  (optional: ``pip install 'seqjax[forecast]'``), fitted on the training span with their own
+  order selection, then applied with those fitted parameters to each origin's history
+  (``forward``), with Gaussian intervals.
+
+:func:`classical` runs them all on one series and returns ``{name: {split: Forecast}}`` and
+notes (the chosen ``p``, why a model was skipped).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+import warnings
 
 import numpy as np
 
-__all__ = [
-    "format_table",
-    "per_horizon_metrics",
-    "persistence",
-    "plot_error_by_horizon",
-    "plot_forecast",
-    "plot_future",
-    "ratio_table",
-    "seasonal_naive",
-]
+from experiments.timeseries.metrics import Forecast
+
+__all__ = ["LinearAR", "classical", "persistence", "select_ar", "seasonal_naive", "statsforecast_forecasts"]
+
+STATSFORECAST_MODELS = ("ets", "arima", "theta")
+INSTALL_HINT = "pip install 'seqjax[forecast]'"
+
+
+def _check_horizon(horizon) -> int:
+    if int(horizon) != horizon or horizon <= 0:
+        raise ValueError(f"horizon must be a positive integer, got {horizon}")
+    return int(horizon)
 
 
 def persistence(inputs_last_value: np.ndarray, horizon: int) -> np.ndarray:
-    """Repeat the last observed value for every horizon step.
-
-    ``inputs_last_value`` is ``(N,)`` or ``(N, F)``; returns ``(N, H)`` or ``(N, H, F)``.
-    """
-    if int(horizon) != horizon or horizon <= 0:
-        raise ValueError(f"horizon must be a positive integer, got {horizon}")
+    """Repeat the last observed value for every horizon step: ``(N,)`` -> ``(N, H)``
+    (``(N, F)`` -> ``(N, H, F)``)."""
+    horizon = _check_horizon(horizon)
     last = np.asarray(inputs_last_value, dtype=np.float64)
-    return np.repeat(last[:, None, ...], int(horizon), axis=1)
+    return np.repeat(last[:, None, ...], horizon, axis=1)
 
 
 def seasonal_naive(history: np.ndarray, horizon: int, period: int) -> np.ndarray:
     """Value one season back: step ``h`` (1-based) predicts ``y[t + h - period * ceil(h / period)]``.
 
-    ``t`` is the last observed index, i.e. ``history[:, -1]``. ``history`` is ``(N, L)`` or
-    ``(N, L, F)`` with ``L >= period`` (only the last ``period`` values are used); a 1-D
-    ``(L,)`` history gives one window. For ``horizon > period`` the last observed season
-    repeats. Returns ``(N, H)`` / ``(N, H, F)`` (``(H,)`` for 1-D input).
+    ``history`` is ``(N, L)`` or ``(N, L, F)`` ending at ``y[t - 1]``, with ``L >= period`` (only
+    the last ``period`` values are read); a 1-D ``(L,)`` history is one window. Past one period the
+    last season repeats. Returns ``(N, H)`` / ``(N, H, F)`` (``(H,)`` for 1-D input).
     """
-    if int(horizon) != horizon or horizon <= 0:
-        raise ValueError(f"horizon must be a positive integer, got {horizon}")
+    horizon = _check_horizon(horizon)
     if int(period) != period or period <= 0:
         raise ValueError(f"period must be a positive integer, got {period}")
     hist = np.asarray(history, dtype=np.float64)
@@ -54,171 +65,168 @@ def seasonal_naive(history: np.ndarray, horizon: int, period: int) -> np.ndarray
     L = hist.shape[1]
     if L < period:
         raise ValueError(f"seasonal_naive needs at least period={period} values of history, got {L}")
-    h = np.arange(1, int(horizon) + 1)
-    # y[t + k] lives at history position L - 1 + k.
-    pos = L - 1 + h - period * ((h + period - 1) // period)
+    h = np.arange(1, horizon + 1)
+    pos = L - 1 + h - period * ((h + period - 1) // period)  # y[t + k] sits at position L - 1 + k
     out = hist[:, pos]
     return out[0] if single else out
 
 
-def per_horizon_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
-    """RMSE and MAE per horizon step (averaged over windows and columns) and overall."""
-    pred = np.asarray(pred, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    if pred.shape != truth.shape:
-        raise ValueError(f"pred {pred.shape} and truth {truth.shape} differ in shape")
-    if pred.ndim < 2:
-        raise ValueError(f"expected (N, H) or (N, H, F), got {pred.shape}")
-    err = (pred - truth).reshape(pred.shape[0], pred.shape[1], -1)
-    if not np.all(np.isfinite(err)):
-        raise ValueError("predictions or truth contain non-finite values")
-    return {
-        "rmse": np.sqrt(np.mean(err**2, axis=(0, 2))),
-        "mae": np.mean(np.abs(err), axis=(0, 2)),
-        "rmse_all": float(np.sqrt(np.mean(err**2))),
-        "mae_all": float(np.mean(np.abs(err))),
-        "n": int(pred.shape[0]),
-    }
+# --------------------------------------------------------------------------- AR(p)
 
 
-def _is_metrics(d) -> bool:
-    return isinstance(d, Mapping) and "rmse" in d and "mae" in d
+def _lags(y: np.ndarray, origins: np.ndarray, p: int) -> np.ndarray:
+    """Design rows ``[1, y[t-1], ..., y[t-p]]`` for each origin ``t``: ``(N, p + 1)``."""
+    idx = origins[:, None] - np.arange(1, p + 1)[None, :]
+    return np.concatenate([np.ones((len(origins), 1)), y[idx]], axis=1)
 
 
-def ratio_table(model, baselines: Mapping[str, dict], reference: str = "persistence") -> list[dict]:
-    """Rows ``{name, step, rmse, mae, rmse_ratio, mae_ratio}``, ratios relative to ``reference``.
+@dataclasses.dataclass
+class LinearAR:
+    """A direct AR(p): ``coef (p + 1, H)`` (intercept row, then lags 1..p) and the residual
+    standard deviation of each step on the training span, ``sigma (H,)``."""
 
-    ``model`` is one metrics dict (named 'model') or a mapping ``name -> metrics``;
-    ``baselines`` maps names to metrics and must contain ``reference``. ``step`` runs
-    over ``1..H`` and then ``'all'`` (the overall figures). Models come first, then
-    the baselines (whose reference rows have ratio 1).
-    """
-    models = {"model": model} if _is_metrics(model) else dict(model)
-    if reference not in baselines:
-        raise ValueError(f"baselines must include {reference!r}; got {sorted(baselines)}")
-    ref = baselines[reference]
-    H = len(ref["rmse"])
-    rows = []
-    for name, m in list(models.items()) + list(baselines.items()):
-        if len(m["rmse"]) != H:
-            raise ValueError(f"{name!r} has {len(m['rmse'])} horizon steps, {reference!r} has {H}")
-        for k in range(H):
-            rows.append(_row(name, k + 1, m["rmse"][k], m["mae"][k], ref["rmse"][k], ref["mae"][k]))
-        rows.append(_row(name, "all", m["rmse_all"], m["mae_all"], ref["rmse_all"], ref["mae_all"]))
-    return rows
+    p: int
+    coef: np.ndarray
+    sigma: np.ndarray
 
+    @classmethod
+    def fit(cls, y: np.ndarray, p: int, horizon: int, train_stop: int) -> LinearAR:
+        """Least squares over every origin whose lags and targets lie in ``y[:train_stop]``."""
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        origins = np.arange(p, train_stop - horizon + 1)
+        if len(origins) < p + 2:
+            raise ValueError(f"AR({p}) at horizon {horizon} needs at least {2 * p + horizon + 2} training "
+                             f"values, got {train_stop}")
+        X = _lags(y, origins, p)
+        Y = y[origins[:, None] + np.arange(horizon)[None, :]]
+        coef = np.linalg.lstsq(X, Y, rcond=None)[0]
+        resid = Y - X @ coef
+        sigma = np.sqrt(np.sum(resid**2, axis=0) / max(len(origins) - p - 1, 1))
+        return cls(int(p), coef, sigma)
 
-def _row(name, step, rmse, mae, ref_rmse, ref_mae) -> dict:
-    def ratio(a, b):
-        return float(a) / float(b) if b > 0 else float("nan")
-
-    return {
-        "name": name,
-        "step": step,
-        "rmse": float(rmse),
-        "mae": float(mae),
-        "rmse_ratio": ratio(rmse, ref_rmse),
-        "mae_ratio": ratio(mae, ref_mae),
-    }
+    def predict(self, y: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        """``(N, H)`` forecasts from ``y[:t]`` for each origin ``t`` (needs ``t >= p``)."""
+        origins = np.asarray(origins, dtype=np.int64)
+        if origins.size and origins.min() < self.p:
+            raise ValueError(f"AR({self.p}) needs {self.p} values before each origin; the first is {origins.min()}")
+        return _lags(np.asarray(y, dtype=np.float64).reshape(-1), origins, self.p) @ self.coef
 
 
-def format_table(rows: Sequence[dict], steps: Sequence | None = None, digits: int = 4) -> str:
-    """Markdown table of :func:`ratio_table` rows, optionally only the given ``steps``."""
-    if steps is not None:
-        keep = {str(s) for s in steps}
-        rows = [r for r in rows if str(r["step"]) in keep]
-    lines = [
-        "| model | step | RMSE | MAE | RMSE / persistence | MAE / persistence |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['name']} | {r['step']} | {r['rmse']:.{digits}f} | {r['mae']:.{digits}f} | "
-            f"{r['rmse_ratio']:.3f} | {r['mae_ratio']:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
+def ar_orders(lookback: int, period: int, train_stop: int, horizon: int) -> list[int]:
+    """Candidate orders: ``1 .. max(lookback, 2 * period)``, capped so the fit has at least about
+    three rows per coefficient."""
+    cap = (train_stop - horizon) // 3
+    return list(range(1, max(1, min(max(int(lookback), 2 * int(period)), cap)) + 1))
 
 
-# --------------------------------------------------------------------------- plots
-# The Figure / FigureCanvasAgg pair renders without pyplot, so it neither needs a
-# display nor changes the process-wide matplotlib backend.
+def select_ar(y: np.ndarray, train_stop: int, horizon: int, orders, val_origins: np.ndarray) -> tuple[LinearAR, dict]:
+    """The order with the lowest validation MAE (the smaller on a tie) and each order's score.
+
+    Without validation windows the order is chosen by BIC on the step-1 training residuals."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    fitted, scores = {}, {}
+    for p in orders:
+        try:
+            fitted[p] = LinearAR.fit(y, p, horizon, train_stop)
+        except ValueError:
+            break  # longer orders have even fewer rows
+        if len(val_origins):
+            truth = y[val_origins[:, None] + np.arange(horizon)[None, :]]
+            scores[p] = float(np.mean(np.abs(fitted[p].predict(y, val_origins) - truth)))
+        else:
+            n = train_stop - p - horizon + 1
+            scores[p] = float(n * np.log(max(fitted[p].sigma[0] ** 2, 1e-300)) + (p + 1) * np.log(n))
+    if not fitted:
+        raise ValueError(f"the training span ({train_stop} values) is too short for any AR order at horizon {horizon}")
+    best = min(scores, key=lambda p: (scores[p], p))
+    return fitted[best], scores
 
 
-def _figure(width: float = 8.0, height: float = 4.0):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot(1, 1, 1)
+def gaussian_samples(mean: np.ndarray, sigma: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``(S, N, H)`` draws from independent normals around ``mean (N, H)`` with spread ``sigma``
+    (``(H,)`` or ``(N, H)``)."""
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), mean.shape)
+    return mean[None] + sigma[None] * rng.standard_normal((samples, *mean.shape))
 
 
-def plot_forecast(
-    path,
-    truth: np.ndarray,
-    preds: Mapping[str, np.ndarray],
-    history: np.ndarray | None = None,
-    x=None,
-    title: str | None = None,
-) -> str:
-    """PNG of the true series and each forecast over the same time steps.
-
-    ``truth`` and every ``preds[name]`` are 1-D of equal length. ``history`` (optional,
-    1-D) is drawn just before them; ``x`` gives the time axis of ``truth`` (indices or
-    dates) and defaults to ``0..len-1`` (history then sits at negative indices).
-    """
-    truth = np.asarray(truth, dtype=np.float64).reshape(-1)
-    for name, p in preds.items():
-        if np.asarray(p).reshape(-1).shape != truth.shape:
-            raise ValueError(f"prediction {name!r} has shape {np.shape(p)}, truth has {truth.shape}")
-    if history is not None and x is not None:
-        raise ValueError("give history only with the default index axis (x=None)")
-    fig, ax = _figure()
-    xs = np.arange(truth.size) if x is None else np.asarray(x)
-    if history is not None:
-        hist = np.asarray(history, dtype=np.float64).reshape(-1)
-        ax.plot(np.arange(-hist.size, 0), hist, color="0.6", label="history")
-    ax.plot(xs, truth, color="black", lw=1.5, label="truth")
-    for name, p in preds.items():
-        ax.plot(xs, np.asarray(p, dtype=np.float64).reshape(-1), lw=1.0, label=name)
-    ax.set_xlabel("time")
-    ax.set_ylabel("value")
-    return _finish(fig, ax, path, title)
+# --------------------------------------------------------------------------- statsforecast
 
 
-def _finish(fig, ax, path, title: str | None) -> str:
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    return str(path)
+def statsforecast_available() -> str:
+    """'' when statsforecast imports, else the reason it does not."""
+    try:
+        import statsforecast.models  # noqa: F401
+    except ImportError as e:
+        return f"statsforecast is not installed ({e}); {INSTALL_HINT}"
+    return ""
 
 
-def plot_error_by_horizon(
-    path, metrics: Mapping[str, dict], key: str = "rmse", title: str | None = None
-) -> str:
-    """PNG of ``metrics[name][key]`` against horizon step for each model/baseline."""
-    if key not in ("rmse", "mae"):
-        raise ValueError(f"key must be 'rmse' or 'mae', got {key!r}")
-    fig, ax = _figure(6.0, 4.0)
-    for name, m in metrics.items():
-        v = np.asarray(m[key], dtype=np.float64)
-        ax.plot(np.arange(1, v.size + 1), v, marker="o", ms=3, label=name)
-    ax.set_xlabel("horizon step")
-    ax.set_ylabel(key.upper())
-    return _finish(fig, ax, path, title)
+def _statsforecast_model(name: str, period: int):
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+
+    m = int(period) if period and period > 1 else 1
+    return {"ets": AutoETS, "arima": AutoARIMA, "theta": AutoTheta}[name](season_length=m)
 
 
-def plot_future(path, history: np.ndarray, forecast: np.ndarray, title: str | None = None) -> str:
-    """PNG of a series' last values (at steps -N..-1) and the forecast that continues it (0..H-1)."""
-    history = np.asarray(history, dtype=np.float64).reshape(-1)
-    forecast = np.asarray(forecast, dtype=np.float64).reshape(-1)
-    fig, ax = _figure()
-    ax.plot(np.arange(-history.size, 0), history, color="black", lw=1.5, label="history")
-    ax.plot(np.arange(-1, forecast.size), np.concatenate([history[-1:], forecast]), color="C1", lw=1.5,
-            marker="o", ms=3, markevery=list(range(1, forecast.size + 1)), label="forecast")
-    ax.axvline(-0.5, color="0.7", lw=0.8)
-    ax.set_xlabel("step (0 = the first forecast step)")
-    ax.set_ylabel("value")
-    return _finish(fig, ax, path, title)
+def statsforecast_forecasts(name: str, y: np.ndarray, train_stop: int, horizon: int, period: int,
+                            origins: dict) -> dict:
+    """``{split: (mean (N, H), sigma (N, H))}`` of one statsforecast model fitted on ``y[:train_stop]``."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = _statsforecast_model(name, period).fit(y[:train_stop])
+        out = {}
+        for split, os_ in origins.items():
+            mean, sigma = np.zeros((len(os_), horizon)), np.zeros((len(os_), horizon))
+            for i, o in enumerate(os_):
+                res = model.forward(y[:int(o)], h=horizon, level=[95])
+                mean[i] = np.asarray(res["mean"], dtype=np.float64)
+                sigma[i] = (np.asarray(res["hi-95"], dtype=np.float64) - mean[i]) / 1.959964
+            if not np.all(np.isfinite(mean)):
+                raise ValueError(f"non-finite {split} forecasts")
+            out[split] = (mean, np.where(np.isfinite(sigma) & (sigma > 0), sigma, 0.0))
+    return out
+
+
+# --------------------------------------------------------------------------- all of them
+
+
+def classical(y: np.ndarray, train_stop: int, origins: dict, horizon: int, period: int, lookback: int, *,
+              samples: int = 500, seed: int = 0, use_statsforecast: bool = True) -> tuple[dict, dict]:
+    """Every baseline on one series: ``({name: {split: Forecast}}, {name: note})``.
+
+    ``origins`` maps split names (at least ``'val'`` and ``'test'``) to window origins; forecasts
+    come in that order. Notes say which AR order was chosen and why a model was left out."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    horizon = _check_horizon(horizon)
+    rng = np.random.default_rng(seed)
+    history = {s: y[o[:, None] + np.arange(-max(period, 1), 0)[None, :]] if len(o) else np.zeros((0, max(period, 1)))
+               for s, o in origins.items()}
+    out: dict = {"persistence": {s: Forecast(persistence(h[:, -1], horizon)) for s, h in history.items()}}
+    notes: dict = {}
+    if period:
+        out["seasonal_naive"] = {s: Forecast(seasonal_naive(h, horizon, period)) for s, h in history.items()}
+    orders = ar_orders(lookback, period, train_stop, horizon)
+    try:
+        ar, scores = select_ar(y, train_stop, horizon, orders, origins.get("val", np.zeros(0, np.int64)))
+    except ValueError as e:
+        notes["ar"] = f"skipped: {e}"
+    else:
+        how = "validation MAE" if len(origins.get("val", ())) else "BIC (no validation windows)"
+        notes["ar"] = f"p={ar.p}, chosen by {how} among p=1..{max(scores)}"
+        out["ar"] = {}
+        for s, o in origins.items():
+            mean = ar.predict(y, o)
+            out["ar"][s] = Forecast(mean, gaussian_samples(mean, ar.sigma, samples, rng))
+    reason = statsforecast_available() if use_statsforecast else "turned off (eval.statsforecast=False)"
+    for name in STATSFORECAST_MODELS:
+        if reason:
+            notes[name] = f"skipped: {reason}"
+            continue
+        try:
+            fc = statsforecast_forecasts(name, y, train_stop, horizon, period, origins)
+        except Exception as e:  # a model that cannot fit this series is reported, not fatal
+            notes[name] = f"skipped: statsforecast failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            continue
+        out[name] = {s: Forecast(m, gaussian_samples(m, sd, samples, rng)) for s, (m, sd) in fc.items()}
+    return out, notes

@@ -1,19 +1,22 @@
-"""Time-series forecasting as a trainer Task: the forecaster, its MSE loss, and the test evaluation.
+"""Time-series forecasting as a trainer Task: the forecaster, its loss, and the evaluation.
 
-    task = ForecastTask(config, metadata)     # metadata: names, scaler, horizon, ... (data or workdir)
+    task = ForecastTask(config, metadata)     # metadata: names, scalers, horizon, ... (data or workdir)
     task.forecast(params, values)              # the next `horizon` values after a raw (T, F) series
 
 Training minimises each structure's objective (see :mod:`experiments.timeseries.model`) on
 z-scored values. Validation (``val_loss``, ``val_mae``) always scores the *forecast* of the
 window's ``horizon`` targets, in scaled units, whatever the structure trains on, so it ranks
-checkpoints by what is evaluated. :meth:`ForecastTask.final_eval` scores the test split in
-original units against the persistence and seasonal-naive baselines and writes
+checkpoints by what is evaluated. :meth:`ForecastTask.final_eval` scores the validation and test
+windows in original units, for the model and for every classical baseline of
+:mod:`experiments.timeseries.baselines` (fitted on the training span only), and writes
 
-* ``results.md``         Markdown table: RMSE, MAE and their ratios to persistence per horizon step
-* ``test_metrics.json``  the same numbers per model and baseline, plus the table rows (the test
-                         metrics' own record; ``metrics.jsonl`` holds the trainer's records only)
-* ``forecast.png``       forecasts vs truth over the test span (``horizon``-step forecasts from
-                         every ``horizon``-th origin, so the span is covered once)
+* ``results.md``         who wins on test, which baseline validation chooses, a table of MAE, RMSE,
+                         MASE, sMAPE (CRPS and interval coverage for probabilistic forecasts) on
+                         validation and test, and per horizon step (per series for a global model)
+* ``test_metrics.json``  the same numbers per forecaster and split (the test metrics' own record;
+                         ``metrics.jsonl`` holds the trainer's records only)
+* ``forecast.png``       forecasts vs truth over the first series' test span (``horizon``-step
+                         forecasts from every ``horizon``-th origin, so the span is covered once)
 * ``error_by_horizon_rmse.png``, ``error_by_horizon_mae.png``  error vs horizon step
 """
 
@@ -29,8 +32,10 @@ import numpy as np
 
 from experiments.timeseries import baselines as B
 from experiments.timeseries import model as model_lib
+from experiments.timeseries import report as R
 from experiments.timeseries.configs import default
 from experiments.timeseries.data import SeriesData, unscale
+from experiments.timeseries.metrics import POINT_KEYS, PROB_KEYS, Forecast, mase_scale, to_json
 from seqjax.data.series import Scaler
 from seqjax.train import ConfigError, Task
 from seqjax.train.config import check_inactive
@@ -76,7 +81,13 @@ class ForecastTask(Task):
                                                metadata["period"])
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-        self.scaler = Scaler.from_dict(metadata["scaler"])
+        # one scaler per series ("scaler": a workdir written before there could be several)
+        self.scalers = [Scaler.from_dict(m) for m in metadata.get("scalers", [metadata.get("scaler")])]
+        self.series_names = list(metadata.get("series", metadata["names"][:1]))
+
+    @property
+    def scaler(self) -> Scaler:
+        return self.scalers[0]
 
     # -- model
     def init(self, rng):
@@ -99,25 +110,27 @@ class ForecastTask(Task):
         return int(batch["inputs"].shape[0])  # windows per second
 
     # -- forecasts
-    def forecast(self, params, values: np.ndarray) -> np.ndarray:
+    def forecast(self, params, values: np.ndarray, series: int = 0) -> np.ndarray:
         """The next ``horizon`` target values, in original units, after a raw ``(T, F)`` series
-        whose columns are the training ones (target first); only its last ``lookback`` rows are read."""
+        whose columns are the training ones (target first); only its last ``lookback`` rows are read.
+        ``series`` is the index of the training series whose scaler (and embedding) it uses."""
         values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
         L = int(self.metadata["lookback"])
         if values.shape[0] < L:
             raise ValueError(f"the series has {values.shape[0]} rows; the model reads the last {L} (data.lookback)")
-        inputs = self.scaler.transform(values[-L:])[None].astype(np.float32)
-        return unscale(self.scaler, np.asarray(_forecast(self.model, params, inputs)))[0]
+        scaler = self.scalers[series]
+        inputs = scaler.transform(values[-L:])[None].astype(np.float32)
+        return unscale(scaler, np.asarray(_forecast(self.model, params, inputs)))[0]
 
-    def predict(self, params, data: SeriesData, split: str = "test") -> np.ndarray:
-        """Forecasts of every window of ``split`` in original units, ``(N, horizon)``."""
+    def predict(self, params, data: SeriesData, split: str = "test") -> Forecast:
+        """The forecast of every window of ``split`` in original units (``mean (N, horizon)``)."""
         batches = data.test if split == "test" else data.val
         out = []
         for i in range(len(batches)):
             batch = batches[i]
             pred = np.asarray(_forecast(self.model, params, jnp.asarray(batch["inputs"])))
             out.append(pred[batch["weight"] > 0])
-        return data.unscale_targets(np.concatenate(out))
+        return Forecast(data.unscale_targets(np.concatenate(out), split))
 
     def final_eval(self, params, data: SeriesData, workdir: str) -> dict:
         return evaluate(self, params, data, workdir)
@@ -129,62 +142,123 @@ class ForecastTask(Task):
 
 
 def baselines(data: SeriesData, split: str = "test") -> dict:
-    """Baseline forecasts in original units: persistence, and seasonal naive when a period is set."""
+    """Naive forecasts of ``split`` in original units: persistence, and seasonal naive with a period."""
     out = {"persistence": B.persistence(data.history(split, 1)[:, -1], data.horizon)}
     if data.period:
         out["seasonal_naive"] = B.seasonal_naive(data.history(split, data.period), data.horizon, data.period)
     return out
 
 
+def classical_baselines(d: SeriesData, config) -> tuple[dict, dict]:
+    """Every classical baseline on the validation and test windows of every series, pooled in the
+    windows' order: ``({name: {split: Forecast}}, {name: note})`` (notes of several series are joined)."""
+    per_series, notes = [], {}
+    for i, s in enumerate(d.series):
+        origins = {split: s.origins(split) for split in ("val", "test")}
+        fc, nt = B.classical(s.values[:, 0], s.split.train.stop, origins, d.horizon, d.period, d.lookback,
+                             samples=config.eval.samples, seed=config.seed + i,
+                             use_statsforecast=config.eval.statsforecast)
+        per_series.append(fc)
+        for name, note in nt.items():
+            notes.setdefault(name, []).append(note if len(d.series) == 1 else f"{s.name}: {note}")
+    names = [n for n in per_series[0] if all(n in fc for fc in per_series)]
+    pooled = {n: {split: Forecast.concat([fc[n][split] for fc in per_series]) for split in ("val", "test")}
+              for n in names}
+    for n in {n for fc in per_series for n in fc} - set(names):
+        notes.setdefault(n, []).append("left out: it could not forecast every series")
+    return pooled, {n: "; ".join(v) for n, v in notes.items()}
+
+
+def mase_scales(d: SeriesData, split: str) -> np.ndarray:
+    """Each window's MASE scale: the mean absolute seasonal difference of its series' training span."""
+    per_series = np.array([mase_scale(s.train_values, d.period) for s in d.series])
+    return per_series[d.windows[split].series]
+
+
 def evaluate(task: ForecastTask, params, d: SeriesData, workdir: str) -> dict:
-    """Scores the test split, writes the table, JSON and plots into ``workdir``, returns flat metrics."""
-    truth = d.raw_targets("test")
-    forecasts = {task.model_name: task.predict(params, d), **baselines(d)}
-    metrics = {name: B.per_horizon_metrics(pred, truth) for name, pred in forecasts.items()}
+    """Scores the model and every baseline on validation and test, writes ``results.md``,
+    ``test_metrics.json`` and the plots into ``workdir``, and returns the flat metrics."""
     name = task.model_name
-    baseline_metrics = {k: v for k, v in metrics.items() if k != name}
-    rows = B.ratio_table({name: metrics[name]}, baseline_metrics)
+    splits = ("val", "test") if len(d.windows["val"]) else ("test",)
+    truth = {s: d.raw_targets(s) for s in ("val", "test")}
+    scale = {s: mase_scales(d, s) for s in ("val", "test")}
+    base, notes = classical_baselines(d, task.config)
+    forecasts = {name: {s: task.predict(params, d, s) for s in splits}, **base}
+    scores = R.score_all(forecasts, truth, scale)
+    baseline_names = list(base)
 
-    os.makedirs(workdir, exist_ok=True)
     o = d.windows["test"].origins
-    header = (f"# Test results: {d.names[0]}, {name}, horizon {d.horizon}\n\n"
-              f"{len(o)} test windows (origins {int(o[0])}..{int(o[-1])} of {d.values.shape[0]} points), "
-              f"lookback {d.lookback}, original units; ratios are to persistence"
-              + (f"; seasonal naive uses period {d.period}" if d.period else "") + ".\n\n")
+    where = (f"{len(o)} test windows (origins {int(o[0])}..{int(o[-1])} of {d.values.shape[0]} points)"
+             if len(d.series) == 1 else f"{len(o)} test windows of {len(d.series)} series")
+    info = (f"{where}, {len(d.windows['val'])} validation windows, lookback {d.lookback}, original units"
+            + (f", period {d.period}" if d.period else ", no period (MASE scaled by the naive one-step error)")
+            + f". Every baseline is fitted on the training span only; the model is the checkpoint chosen by "
+            f"{task.config.train.best_metric}.")
+    per_series = _per_series_table(d, forecasts, truth["test"], [name, *baseline_names]) if len(d.series) > 1 else ""
+    text, facts = R.format_results(f"Test results: {', '.join(d.series_names[:5])}"
+                                   + (" ..." if len(d.series) > 5 else "") + f", {name}, horizon {d.horizon}",
+                                   info, scores, name, baseline_names, notes, per_series)
+    os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(header + B.format_table(rows))
-    as_json = {k: {**v, "rmse": v["rmse"].tolist(), "mae": v["mae"].tolist()} for k, v in metrics.items()}
+        f.write(text)
     with open(os.path.join(workdir, "test_metrics.json"), "w") as f:
-        json.dump({"horizon": d.horizon, "period": d.period, "metrics": as_json, "rows": rows}, f, indent=2)
-    _plots(workdir, d, forecasts, truth, metrics)
-
-    m, p = metrics[name], metrics["persistence"]
-    out = {"test_rmse": m["rmse_all"], "test_mae": m["mae_all"],
-           "test_rmse_ratio": m["rmse_all"] / p["rmse_all"], "test_mae_ratio": m["mae_all"] / p["mae_all"],
-           "persistence_rmse": p["rmse_all"], "persistence_mae": p["mae_all"]}
-    if "seasonal_naive" in metrics:
-        s = metrics["seasonal_naive"]
-        out.update(seasonal_naive_rmse=s["rmse_all"], seasonal_naive_mae=s["mae_all"],
-                   test_mae_vs_seasonal_naive=m["mae_all"] / s["mae_all"],
-                   test_rmse_vs_seasonal_naive=m["rmse_all"] / s["rmse_all"])
-    if d.horizon > 1:
-        for row in (r for r in rows if r["name"] == name and r["step"] != "all"):
-            k = row["step"]
-            out.update({f"test_rmse_h{k}": row["rmse"], f"test_mae_h{k}": row["mae"],
-                        f"test_rmse_ratio_h{k}": row["rmse_ratio"], f"test_mae_ratio_h{k}": row["mae_ratio"]})
-    return {k: float(v) for k, v in out.items()}
+        json.dump({"horizon": d.horizon, "period": d.period, "model": name, "series": d.series_names,
+                   "notes": notes, **facts,
+                   "metrics": {n: {s: to_json(m) for s, m in by.items()} for n, by in scores.items()}}, f, indent=2)
+    _plots(workdir, d, forecasts, truth["test"], scores, name, facts.get("best_baseline"))
+    return _flat(scores, name, baseline_names, facts, d.horizon)
 
 
-def _plots(workdir: str, d: SeriesData, forecasts: dict, truth: np.ndarray, metrics: dict) -> None:
+def _flat(scores: dict, name: str, baseline_names: list, facts: dict, horizon: int) -> dict:
+    m, p = scores[name]["test"], scores["persistence"]["test"]
+    out: dict = {f"test_{k}": m[f"{k}_all"] for k in (*POINT_KEYS, *PROB_KEYS) if f"{k}_all" in m}
+    if "val" in scores[name]:
+        out.update(model_val_mae=scores[name]["val"]["mae_all"], model_val_mase=scores[name]["val"]["mase_all"])
+    out.update(test_rmse_ratio=m["rmse_all"] / p["rmse_all"], test_mae_ratio=m["mae_all"] / p["mae_all"])
+    for b in baseline_names:
+        t = scores[b]["test"]
+        out.update({f"{b}_{k}": t[f"{k}_all"] for k in ("mae", "rmse", "mase")})
+        if "val" in scores[b]:
+            out[f"{b}_val_mase"] = scores[b]["val"]["mase_all"]
+        out[f"test_mae_vs_{b}"] = m["mae_all"] / t["mae_all"] if t["mae_all"] > 0 else float("nan")
+    out = {k: float(v) for k, v in out.items()}
+    out.update(facts)
+    if horizon > 1:
+        for k in range(horizon):
+            out.update({f"test_rmse_h{k + 1}": float(m["rmse"][k]), f"test_mae_h{k + 1}": float(m["mae"][k]),
+                        f"test_rmse_ratio_h{k + 1}": float(m["rmse"][k] / p["rmse"][k]),
+                        f"test_mae_ratio_h{k + 1}": float(m["mae"][k] / p["mae"][k])})
+    return out
+
+
+def _per_series_table(d: SeriesData, forecasts: dict, truth: np.ndarray, names: list) -> str:
+    ids = d.windows["test"].series
+    lines = ["| series | " + " | ".join(R.label(n) for n in names) + " |", "|---|" + "---:|" * len(names)]
+    for i, s in enumerate(d.series):
+        rows = ids == i
+        cells = [f"{np.mean(np.abs(forecasts[n]['test'].mean[rows] - truth[rows])):.4g}" for n in names]
+        lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plots(workdir: str, d: SeriesData, forecasts: dict, truth: np.ndarray, scores: dict, name: str,
+           chosen: str | None) -> None:
+    """The first series' test span (H-step forecasts from every H-th origin), and error by horizon."""
     H = d.horizon
-    origins = d.windows["test"].origins
-    pick = np.arange(0, len(origins) - H + 1, H) if len(origins) >= H else np.arange(1)
-    t = (origins[pick][:, None] + np.arange(H)[None, :]).reshape(-1)
+    rows = np.flatnonzero(d.windows["test"].series == 0)
+    pick = rows[np.arange(0, len(rows) - H + 1, H) if len(rows) >= H else np.arange(1)]
+    t = (d.windows["test"].origins[pick][:, None] + np.arange(H)[None, :]).reshape(-1)
     x = d.dates[t] if d.dates is not None and np.issubdtype(d.dates.dtype, np.datetime64) else t
+    shown = [name] + [n for n in dict.fromkeys([chosen, "seasonal_naive" if d.period else "persistence"])
+                      if n and n in forecasts]
+    model = forecasts[name]["test"]
     what = "one-step forecasts" if H == 1 else f"{H}-step forecasts from every {H}th origin"
-    B.plot_forecast(os.path.join(workdir, "forecast.png"), truth[pick].reshape(-1),
-                    {k: v[pick].reshape(-1) for k, v in forecasts.items()}, x=x,
-                    title=f"test span: {what}")
+    R.plot_forecast(os.path.join(workdir, "forecast.png"), truth[pick].reshape(-1),
+                    {R.label(n): forecasts[n]["test"].mean[pick].reshape(-1) for n in shown}, x=x,
+                    samples=({R.label(name): model.samples[:, pick].reshape(model.samples.shape[0], -1)}
+                             if model.probabilistic else None),
+                    title=f"{d.series[0].name}, test span: {what}")
     for key in ("rmse", "mae"):
-        B.plot_error_by_horizon(os.path.join(workdir, f"error_by_horizon_{key}.png"), metrics, key,
+        R.plot_error_by_horizon(os.path.join(workdir, f"error_by_horizon_{key}.png"),
+                                {R.label(n): by["test"] for n, by in scores.items()}, key,
                                 title=f"test {key.upper()} by horizon step (original units)")

@@ -23,13 +23,15 @@ shape). The last batch is filled up with copies of the final example.
 
 **Processes.** With ``P`` JAX processes, process ``p`` reads rows ``[p B/P, (p + 1) B/P)`` of
 every global batch, training and evaluation alike; the local batches of all processes, in
-process order, make up the one-process batch. ``B`` must be divisible by ``P``. A split that a
-task reads on the host at the end (``Task.final_eval``, which process 0 runs alone) is built with
-``eval_batches(..., shard=False)``: every process then reads whole batches.
+process order, make up the one-process batch. ``B`` must be divisible by ``P``. Host-side code that
+one process runs alone (``Task.final_eval`` on process 0) reads whole evaluation batches inside
+:func:`whole_batches`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from collections.abc import Mapping
 
@@ -37,7 +39,7 @@ import grain
 import jax
 import numpy as np
 
-__all__ = ["WEIGHT", "ArraySource", "eval_batches", "local_share", "shuffle_seed", "train_batches"]
+__all__ = ["WEIGHT", "ArraySource", "eval_batches", "local_share", "shuffle_seed", "train_batches", "whole_batches"]
 
 WEIGHT = "weight"
 
@@ -96,15 +98,37 @@ def train_batches(source, batch_size: int, seed: int, *, shuffle: bool = True) -
     return ds.repeat().batch(rows)[index::count].map(_weighted)
 
 
-def eval_batches(source, batch_size: int, what: str = "eval.batch_size", *, shard: bool = True) -> grain.MapDataset:
-    """This process's rows of each padded evaluation batch (see the module docstring), or with
-    ``shard=False`` the whole batches; ``len`` is the number of batches (0 for an empty source)."""
+def eval_batches(source, batch_size: int, what: str = "eval.batch_size") -> grain.MapDataset:
+    """This process's rows of each padded evaluation batch (see the module docstring), or the whole
+    batches inside :func:`whole_batches`; ``len`` is the number of batches (0 for an empty source)."""
     ds = _dataset(source)
     n = len(ds)
-    rows, index, count = local_share(batch_size, what) if shard else (batch_size, 0, 1)
+    rows, index, count = local_share(batch_size, what)
     total = math.ceil(n / batch_size) * batch_size
 
     def example(i: int) -> dict[str, np.ndarray]:
         return {**ds[min(i, n - 1)], WEIGHT: np.float32(i < n)}
 
-    return grain.MapDataset.range(total).map(example).batch(rows)[index::count]
+    examples = grain.MapDataset.range(total).map(example)
+    share = examples.batch(rows)[index::count]
+    if count == 1:
+        return share
+    whole = examples.batch(batch_size)
+    return grain.MapDataset.range(len(whole)).map(lambda k: whole[k] if _whole.get() else share[k])
+
+
+_whole = contextvars.ContextVar("seqjax_whole_batches", default=False)
+
+
+@contextlib.contextmanager
+def whole_batches():
+    """Within this block, evaluation batches are whole in every process, not the process's share.
+
+    For host-side code that one process runs alone: the trainer runs ``Task.final_eval`` and
+    ``Task.on_log`` in it, on process 0, so that a test split built by :func:`eval_batches` is read
+    whole there. (Training batches are always the process's share.)"""
+    token = _whole.set(True)
+    try:
+        yield
+    finally:
+        _whole.reset(token)

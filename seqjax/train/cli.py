@@ -29,8 +29,9 @@ examples and big_vision. This module adds only what ``config_flags`` does not do
 
 The experiment's data and model are then built from the config, still before the workdir
 exists, so bad input (an empty file, a bad label, an unprepared TFDS dataset, a config key that
-would be silently ignored, ...) is also one line with exit status 2. A checkpoint whose
-``model`` config differs exits 2 too; a non-finite loss exits 1.
+would be silently ignored, ...) is also one line with exit status 2. So is a ``--workdir`` that
+names a file, or that another live run holds, and a checkpoint whose ``model`` config differs.
+A non-finite loss exits 1; SIGTERM and SIGINT save a checkpoint and exit 143 and 130.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ from ml_collections import config_flags
 from seqjax.train import config as config_lib
 from seqjax.train import distributed
 from seqjax.train.checkpoint import ResumeError
-from seqjax.train.loop import NonFiniteLossError, Preempted, train
+from seqjax.train.loop import Interrupted, NonFiniteLossError, train
 from seqjax.train.task import Data, Task
+from seqjax.train.workdir import WorkdirError, check_path
 
 ConfigError = config_lib.ConfigError
 Verb = Callable[[list], object]
@@ -278,6 +280,10 @@ def main(experiment: str, task_class: type[Task], load_data: Callable[[config_li
         workdir = distributed.broadcast(fresh_workdir(experiment) if distributed.is_primary() else None,
                                         "workdir") if multi else fresh_workdir(experiment)
     try:
+        check_path(workdir)
+    except WorkdirError as e:
+        fail(prog, str(e))
+    try:
         return _train(prog, config, workdir, task_class, load_data, multi)
     except SystemExit:
         raise
@@ -303,13 +309,12 @@ def _train(prog: str, config, workdir: str, task_class, load_data, multi: bool) 
         fail(prog, error)
     try:
         final = train(config, workdir, task, data)
-    except (ResumeError, ConfigError, distributed.WorkdirNotShared) as e:
+    except (ResumeError, ConfigError, WorkdirError) as e:  # WorkdirError: busy, a file, not shared
         fail(prog, str(e))
     except NonFiniteLossError as e:
         fail(prog, str(e), code=1)
-    except Preempted as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        raise SystemExit(143) from None
+    except Interrupted as e:
+        fail(prog, f"{e}; rerun with --workdir {workdir} to resume", code=e.exit_code)
     if distributed.is_primary():
         print("final: " + " ".join(f"{k}={_format_value(v)}" for k, v in final.items()), flush=True)
         print(f"{prog}: results in {os.path.abspath(workdir)}; rerun with --workdir {workdir} to resume "

@@ -38,6 +38,8 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
+from seqjax.train.workdir import WorkdirError
+
 ENV_COORDINATOR = "SEQJAX_COORDINATOR"
 ENV_NUM_PROCESSES = "SEQJAX_NUM_PROCESSES"
 ENV_PROCESS_ID = "SEQJAX_PROCESS_ID"
@@ -56,7 +58,7 @@ class DistributedError(ValueError):
     """A bad multi-process launch, or a start that failed: one line for the user."""
 
 
-class WorkdirNotShared(DistributedError):
+class WorkdirNotShared(WorkdirError):
     """The processes of one run do not see the same workdir."""
 
 
@@ -339,7 +341,9 @@ def spawn_local(count: int, command: Sequence[str], environ: Mapping[str, str] |
 
     Returns the first non-zero exit status (or 0). When one process fails, the others get
     ``grace_s`` seconds (default: the heartbeat timeout and 30 s more) to notice and stop on their
-    own, then are terminated. SIGINT and SIGTERM are passed on to every process."""
+    own, then are terminated. SIGINT and SIGTERM to the launcher reach every process as SIGTERM,
+    which stops all of them at one step with a checkpoint (a Ctrl-C on a terminal also reaches them
+    directly as SIGINT; one of each is still one request to stop)."""
     environ = dict(os.environ if environ is None else environ)
     environ.update({ENV_COORDINATOR: f"127.0.0.1:{free_port()}", ENV_NUM_PROCESSES: str(count)})
     environ.pop(ENV_MODE, None)
@@ -347,10 +351,10 @@ def spawn_local(count: int, command: Sequence[str], environ: Mapping[str, str] |
         grace_s = float(environ.get(ENV_HEARTBEAT, "100")) + 30.0
     procs = [subprocess.Popen(list(command), env={**environ, ENV_PROCESS_ID: str(i)}) for i in range(count)]
 
-    def forward(signum, _frame):
+    def forward(_signum, _frame):
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signum)
+                p.send_signal(signal.SIGTERM)
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     status, failed_at = 0, None

@@ -7,12 +7,21 @@ continues, so an interrupted run ends with the same params, bit for bit, as an u
 With several JAX processes (``seqjax.train.distributed``) every process runs this loop on its own
 rows of each global batch and calls Orbax for every save and restore; process 0 alone writes
 ``config.json``, the records, ``final.json`` and whatever the task's ``on_log`` and ``final_eval``
-write, and those two run on process 0 only, with the params as host (numpy) arrays. A SIGTERM to
-any process stops all of them at one step, after a checkpoint of it (:class:`Preempted`).
+write, and those two run on process 0 only, with the params as host (numpy) arrays and whole
+evaluation batches (``seqjax.data.whole_batches``). A SIGTERM or
+SIGINT to any process stops all of them at one step, the one JAX's preemption sync point names,
+after a checkpoint of it.
 
 The host syncs with the device only at log, eval and checkpoint points. That is also where a
-non-finite loss, recorded by the jitted step in ``state.bad_step``, stops the run; since a
-checkpoint is only written after that check, every checkpoint on disk is from before the bad step.
+bad step (a non-finite loss or gradient, or an update that would make the state non-finite),
+recorded by the jitted step in ``state.bad_step``, stops the run. The bad update is never
+applied, a checkpoint is only written after that check, and the arrays of each save are checked
+once more as they are copied for it, so no checkpoint on disk holds a non-finite value.
+
+One run at a time trains in a workdir: process 0 holds its lock (``workdir.py``) from before
+the first read to the end. SIGTERM (what schedulers send on preemption) and SIGINT stop the run
+at the next step boundary with a checkpoint of that step; the run then raises
+:class:`Interrupted` (the command line exits 143 or 130), and rerunning resumes from it.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
+import signal
+import threading
 import time
 import warnings
 from functools import partial
@@ -30,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seqjax.data.pipeline import whole_batches
 from seqjax.train import checkpoint as ckpt
 from seqjax.train import config as config_lib
 from seqjax.train import distributed
@@ -37,33 +48,84 @@ from seqjax.train.records import Records, plot_losses, read_records
 from seqjax.train.state import (
     Placement,
     TrainState,
+    all_finite,
     init_state,
     learning_rate_schedule,
     make_eval_step,
     make_optimizer,
     make_train_step,
+    no_bad_step,
 )
 from seqjax.train.task import Data, Task
+from seqjax.train.workdir import Workdir
 
 FINAL_FILE = "final.json"
 CONFIG_FILE = "config.json"
 
 
-class Preempted(Exception):
-    """A SIGTERM stopped a multi-process run at ``step``, after every process saved a checkpoint of it."""
-
-    def __init__(self, message: str, step: int):
-        super().__init__(message)
-        self.step = step
-
-
 class NonFiniteLossError(FloatingPointError):
-    """The loss (or gradient) stopped being finite; ``step`` is the first bad step."""
+    """The loss, the gradient or the updated state stopped being finite; ``step`` is the first bad
+    step and ``last_good_checkpoint`` the latest checkpoint (all of whose values are finite)."""
 
     def __init__(self, message: str, step: int, last_good_checkpoint: int | None):
         super().__init__(message)
         self.step = step
         self.last_good_checkpoint = last_good_checkpoint
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT stopped the run; ``checkpoint`` is the step saved on the way out."""
+
+    def __init__(self, message: str, signum: int, checkpoint: int | None):
+        super().__init__(message)
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process killed by the signal
+
+
+class _StopSignals:
+    """Turns SIGTERM and SIGINT into a request to stop at the next step boundary.
+
+    A second signal stops at once (SIGINT as KeyboardInterrupt, SIGTERM with its default action).
+    Handlers can only be set from the main thread; elsewhere the signals keep their handlers.
+
+    ``via_jax`` (several processes): SIGTERM is left to JAX's runtime, which catches it and has
+    every process agree on the step to stop at (``distributed.preempted``); a SIGINT is recorded
+    and passed to it as a SIGTERM to this process."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, via_jax: bool = False):
+        self.received: int | None = None
+        self.previous: dict = {}
+        self.via_jax = via_jax
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                if not (self.via_jax and signum == signal.SIGTERM):
+                    self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is None:
+            self.received = signum
+            if self.via_jax:
+                os.kill(os.getpid(), signal.SIGTERM)  # JAX's preemption notifier tells the other processes
+            return
+        self.__exit__()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
 
 def _averages(pending: list[dict], prefix: str) -> dict:
@@ -106,10 +168,12 @@ class _Run:
         # accelerator holds one copy of them rather than two.
         self.step_fn = jax.jit(make_train_step(task, self.optimizer), out_shardings=replicated,
                                donate_argnums=(0,))
-        self.copy_fn = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated)
+        self.snapshot_fn = jax.jit(lambda tree: (jax.tree.map(jnp.copy, tree), all_finite(tree)),
+                                   out_shardings=replicated)
         self.eval_fn = jax.jit(make_eval_step(task), out_shardings=replicated)
         self.manager = None
         self.warned_metric = False
+        self.signals: _StopSignals | None = None
 
     # -- setup
 
@@ -134,17 +198,11 @@ class _Run:
         t = self.t
         manager_args = dict(max_to_keep=t.max_to_keep, best_metric=t.best_metric, best_mode=t.best_mode)
         resumed = None
-        created = not os.path.exists(self.workdir)
-        try:
-            distributed.check_shared_workdir(self.workdir)
-            has_checkpoints = os.path.isdir(ckpt.checkpoint_dir(self.workdir))
-            if self.processes > 1:
-                distributed.agree(f"{'a' if has_checkpoints else 'no'} checkpoints directory", "checkpoints",
-                                  self.workdir)
-        except distributed.WorkdirNotShared:
-            if created and self.primary:
-                shutil.rmtree(self.workdir, ignore_errors=True)
-            raise
+        distributed.check_shared_workdir(self.workdir)
+        has_checkpoints = os.path.isdir(ckpt.checkpoint_dir(self.workdir))
+        if self.processes > 1:
+            distributed.agree(f"{'a' if has_checkpoints else 'no'} checkpoints directory", "checkpoints",
+                              self.workdir)
         if has_checkpoints:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
             if self.processes > 1:
@@ -153,8 +211,6 @@ class _Run:
             resumed = ckpt.restore_for_resume(
                 self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items()
             )
-        if self.primary:
-            os.makedirs(self.workdir, exist_ok=True)
         if self.manager is None:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
         if self.primary:
@@ -167,8 +223,7 @@ class _Run:
             params=params,
             opt_state=items["opt_state"],
             task_state=items["task_state"],
-            bad_step=jnp.full((), -1, jnp.int32),
-            bad_loss=jnp.zeros((), jnp.float32),
+            **no_bad_step(),
         )
         return self.placement.put_state(state), True
 
@@ -185,6 +240,7 @@ class _Run:
         best = ckpt.best_value(self.manager, t.best_metric, t.best_mode)
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()
+        stop = None
         for step in range(int(jax.device_get(state.step)), t.steps):
             batch = data.train[step]
             tokens += task.batch_tokens(batch) * self.processes  # every process has its share
@@ -193,10 +249,10 @@ class _Run:
             records.advance()
             done = step + 1
             last = done == t.steps
-            preempted = distributed.preempted(done)  # the same step in every process
-            do_log = done % t.log_every == 0 or last or preempted
+            do_log = done % t.log_every == 0 or last
             do_eval = bool(t.eval_every and done % t.eval_every == 0) or last
-            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last or preempted
+            stop = self.stop_requested(done)
+            do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last or stop is not None
             if not (do_log or do_eval or do_save):
                 continue
             self.check_finite(state)  # the loop's only host sync, and always before a save
@@ -216,22 +272,43 @@ class _Run:
                 records.write(record)
                 last_record = record
                 if self.primary:
-                    task.on_log(self._host_params(state.params), done, data)
+                    with whole_batches():
+                        task.on_log(self._host_params(state.params), done, data)
             improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
             if do_save or improved:  # a new best is saved even between checkpoint steps
                 # an async save reads its arrays after the next steps have run: give it copies,
                 # since the next step donates (overwrites) the state's own buffers
-                params, items = self.copy_fn(state.checkpoint_items())
+                (params, items), finite = self.snapshot_fn(state.checkpoint_items())
+                if not bool(finite):  # the step's guard makes this unreachable; never save such a state
+                    self.fail_non_finite(done, f"the state to be saved at step {done} is not finite")
                 ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
                 best = record[t.best_metric] if improved else best
-            if preempted:
-                self.manager.wait_until_finished()
-                records.message(f"SIGTERM: saved step {done} in every process; stopping")
-                raise Preempted(f"stopped by SIGTERM at step {done}, after saving it in "
-                                f"{ckpt.checkpoint_dir(self.workdir)}/{done}; run the same command again to resume",
-                                done)
+            if stop is not None:
+                self.interrupted(stop, done)
             pending, tokens, interval_start = [], 0, time.perf_counter()
+        received = self.signals.received if self.signals is not None else None
+        if received is not None and self.processes == 1:  # after the last step's save
+            self.interrupted(received, int(jax.device_get(state.step)))
         return state, last_record
+
+    def stop_requested(self, done: int) -> int | None:
+        """The signal to stop at after step ``done``, or None. With several processes, the answer
+        is the same in all of them (JAX's preemption sync point), and is asked at every step."""
+        if self.processes > 1:
+            if not distributed.preempted(done):
+                return None
+            received = self.signals.received if self.signals is not None else None
+            return received or signal.SIGTERM  # the notice may have come from another process
+        return self.signals.received if self.signals is not None else None
+
+    def interrupted(self, signum: int, step: int) -> None:
+        self.manager.wait_until_finished()
+        saved = self.manager.latest_step()
+        name = signal.Signals(signum).name
+        where = (f"saved checkpoint {saved} in {ckpt.checkpoint_dir(self.workdir)}" if saved is not None
+                 else "no checkpoint was saved")
+        every = f" (all {self.processes} processes)" if self.processes > 1 else ""
+        raise Interrupted(f"stopped by {name} at step {step}{every}; {where}", signum, saved)
 
     def evaluate(self, params) -> dict:
         """Averages over ``data.val``, run in order; the task state starts from ``init_state`` and
@@ -246,10 +323,22 @@ class _Run:
         return _averages(pending, "val_") if pending else {}
 
     def check_finite(self, state: TrainState) -> None:
-        bad_step, bad_loss = jax.device_get((state.bad_step, state.bad_loss))
-        bad_step, bad_loss = int(bad_step), float(bad_loss)
+        bad = jax.device_get((state.bad_step, state.bad_loss, state.bad_grad_norm))
+        bad_step, bad_loss, bad_norm = int(bad[0]), float(bad[1]), float(bad[2])
         if bad_step < 0:
             return
+        if not math.isfinite(bad_loss):
+            what = f"loss became {bad_loss} at step {bad_step}"
+        elif not math.isfinite(bad_norm):
+            what = f"gradient became non-finite at step {bad_step} (loss {bad_loss:.6g})"
+        else:
+            rate = float(self.schedule(bad_step))
+            what = (f"the update at step {bad_step} would have made the params or optimizer state non-finite "
+                    f"(loss {bad_loss:.6g} and gradient norm {bad_norm:.6g} were finite; learning rate {rate:.6g})"
+                    "; it was not applied")
+        self.fail_non_finite(bad_step, what)
+
+    def fail_non_finite(self, bad_step: int, what: str) -> None:
         self.manager.wait_until_finished()  # saves in flight are of earlier, good steps
         last = self.manager.latest_step()
         where = (
@@ -257,12 +346,7 @@ class _Run:
             if last is not None
             else "no checkpoint was saved before it"
         )
-        what = (
-            f"loss became {bad_loss}"
-            if not math.isfinite(bad_loss)
-            else (f"gradient became non-finite (loss {bad_loss:.6g})")
-        )
-        raise NonFiniteLossError(f"{what} at step {bad_step}; {where}", bad_step, last)
+        raise NonFiniteLossError(f"{what}; {where}", bad_step, last)
 
     def check_best_metric(self, record: dict) -> None:
         if self.warned_metric:
@@ -301,7 +385,8 @@ class _Run:
         final.update(val or self.evaluate(state.params))
         params = self.final_params(state)  # a restore: in every process
         if self.primary:
-            final.update(self.task.final_eval(self._host_params(params), self.data, self.workdir) or {})
+            with whole_batches():
+                final.update(self.task.final_eval(self._host_params(params), self.data, self.workdir) or {})
         final["final_eval_step"] = self.final_eval_step
         final["num_params"] = int(sum(np.size(x) for x in jax.tree.leaves(state.params)))
         final["train_time_s"] = last_record.get("time")
@@ -328,27 +413,36 @@ def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | 
     calling, so that bad input fails before the workdir exists. Writes ``config.json``,
     ``metrics.jsonl``, TensorBoard events, checkpoints, ``loss.png`` and ``final.json``.
     ``devices`` (default: all) are the data-parallel mesh; ``progress_bar`` defaults to
-    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite
+    "stderr is a terminal". Raises :class:`NonFiniteLossError` if the loss stops being finite,
+    :class:`Interrupted` after SIGTERM or SIGINT (with a checkpoint of the step it stopped at),
+    :class:`~seqjax.train.workdir.WorkdirBusy` if another live run holds the workdir,
     and :class:`~seqjax.train.checkpoint.ResumeError` if the checkpoint is from another model.
     """
     session_start = time.perf_counter()
     config_lib.validate(config)
     workdir = os.path.abspath(workdir)
     run = _Run(config, workdir, task, data, devices)
-    try:
-        state, resumed = run.open()
-        start = int(jax.device_get(state.step))
-        records = Records(workdir, start, config.train.steps, progress_bar, enabled=run.primary)
+    # Process 0 alone makes and locks the workdir: the others must find it there (shared storage).
+    with Workdir(workdir, lock=run.primary, create=run.primary) as wd, \
+            _StopSignals(via_jax=run.processes > 1) as run.signals:
         try:
-            records.message(f"workdir {workdir}")
-            if resumed:
-                records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
-            state, last_record = run.loop(state, records, session_start)
-        finally:
-            records.close()
-        run.manager.wait_until_finished()
-        return run.finish(state, last_record, start, session_start)
-    finally:
-        if run.manager is not None:
+            try:
+                state, resumed = run.open()
+            except distributed.WorkdirNotShared:
+                wd.discard()  # process 0 made it just now, for nothing
+                raise
+            start = int(jax.device_get(state.step))
+            records = Records(workdir, start, config.train.steps, progress_bar, enabled=run.primary)
+            try:
+                records.message(f"workdir {workdir}")
+                if resumed:
+                    records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
+                state, last_record = run.loop(state, records, session_start)
+            finally:
+                records.close()
             run.manager.wait_until_finished()
-            run.manager.close()
+            return run.finish(state, last_record, start, session_start)
+        finally:
+            if run.manager is not None:
+                run.manager.wait_until_finished()
+                run.manager.close()

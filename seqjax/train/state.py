@@ -3,9 +3,11 @@
 ``train_step(state, batch, rng) -> (state, metrics)`` is pure: the step's key is
 ``fold_in(rng, state.step)``, so a run resumed from a checkpoint replays the same RNG stream.
 
-A non-finite loss (or gradient) is caught inside the step without a host sync: the update is
-skipped and the first bad step is recorded in ``state.bad_step``; the host reads it at its log,
-eval and checkpoint points and stops there (see ``loop.py``).
+A step whose loss or gradient is not finite, or whose update would leave a non-finite value in
+the params, optimizer state or task state (a huge learning rate overflows the update while the
+loss and gradient are still finite), is caught inside the step without a host sync: the update
+is skipped, so the state stays finite, and the first bad step is recorded in ``state.bad_step``;
+the host reads it at its log, eval and checkpoint points and stops there (see ``loop.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ class TrainState:
     params: Any
     opt_state: Any
     task_state: Any  # the task's carried state (None if unused)
-    bad_step: jax.Array  # int32: first step whose loss or gradient was not finite; -1 if none
+    bad_step: jax.Array  # int32: first step whose loss, gradient or update was not finite; -1 if none
     bad_loss: jax.Array  # float32: the loss at bad_step
+    bad_grad_norm: jax.Array  # float32: the gradient's global norm at bad_step
 
     def checkpoint_items(self) -> tuple[Any, dict]:
         """(params, the rest) as saved in a checkpoint; a saved state never has a bad step."""
@@ -40,7 +43,9 @@ class TrainState:
 
 def learning_rate_schedule(train: ConfigDict) -> optax.Schedule:
     """Linear warmup from 0, then constant or cosine decay to 0 at ``train.steps``."""
-    peak, warmup = float(train.learning_rate), int(train.warmup_steps or 0)
+    with np.errstate(over="ignore"):  # a rate beyond float32's range is inf, as the step would see it
+        peak = float(np.float32(train.learning_rate))
+    warmup = int(train.warmup_steps or 0)
     if train.schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(
             0.0, peak, warmup, decay_steps=int(train.steps), end_value=0.0
@@ -85,9 +90,20 @@ def init_state(
         params=params,
         opt_state=_strong(optimizer.init(params)),
         task_state=_strong(task.init_state(batch_size)),
-        bad_step=jnp.full((), -1, jnp.int32),
-        bad_loss=jnp.zeros((), jnp.float32),
+        **no_bad_step(),
     )
+
+
+def no_bad_step() -> dict:
+    """The ``bad_*`` fields of a state that has had no bad step."""
+    return dict(bad_step=jnp.full((), -1, jnp.int32), bad_loss=jnp.zeros((), jnp.float32),
+                bad_grad_norm=jnp.zeros((), jnp.float32))
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """A scalar bool: every floating-point leaf of ``tree`` is finite (integer leaves always are)."""
+    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
 
 
 def _with_loss_metric(metrics: dict, loss: jax.Array) -> dict:
@@ -109,7 +125,8 @@ def make_train_step(task: Task, optimizer: optax.GradientTransformation):
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
-        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        # the updated state is checked too: an overflowing update can follow a finite gradient
+        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & all_finite((params, opt_state, task_state))
         first_bad = (state.bad_step < 0) & ~ok
 
         def keep_if_ok(new, old):
@@ -122,6 +139,7 @@ def make_train_step(task: Task, optimizer: optax.GradientTransformation):
             task_state=keep_if_ok(task_state, state.task_state),
             bad_step=jnp.where(first_bad, state.step, state.bad_step),
             bad_loss=jnp.where(first_bad, loss.astype(jnp.float32), state.bad_loss),
+            bad_grad_norm=jnp.where(first_bad, grad_norm.astype(jnp.float32), state.bad_grad_norm),
         )
         metrics = _with_loss_metric(dict(metrics), loss)
         metrics["grad_norm"] = (grad_norm, jnp.ones((), grad_norm.dtype))

@@ -17,8 +17,8 @@ task weights its sums and counts by it.
 
 With several JAX processes the loss runs on the global batch (each process supplies its rows), so
 metrics are global. ``on_log`` and ``final_eval`` run on process 0 alone, with the params as host
-(numpy) arrays: what ``final_eval`` reads must be whole on process 0, e.g. a test split built with
-``eval_batches(..., shard=False)``.
+(numpy) arrays, inside ``seqjax.data.whole_batches()``: the batches of a split built by
+``eval_batches`` (a test split, the validation split) are whole there.
 """
 
 from __future__ import annotations

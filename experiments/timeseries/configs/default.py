@@ -46,8 +46,8 @@ def get_config() -> ConfigDict:
         sine_amplitudes=(),     # sine: ... with these amplitudes (empty: all 1)
         sine_noise=0.1,         # sine: standard deviation of the added Gaussian noise
         sine_seed=0,            # sine: seeds the noise
-        csv="",                 # csv: path of the file
-        column="",              # csv: the target column
+        csv="",                 # csv: path of the file, or a folder: each *.csv in it is a series
+        column="",              # csv: the target column, or several (a,b,c): one series each, one global model
         date_column="",         # csv: optional dates, used on the forecast plot's axis
         covariates=(),          # csv: extra input columns (not with 'autoregressive')
         fill_nan="error",       # csv: missing cells: error | ffill | interpolate
@@ -59,6 +59,8 @@ def get_config() -> ConfigDict:
     ))
     config.eval = ConfigDict(dict(
         batch_size=256,         # windows per validation / test batch (the last one is padded)
+        samples=500,            # draws per forecast for the CRPS and the 80% / 95% intervals
+        statsforecast=True,     # ETS, ARIMA and Theta baselines when statsforecast is installed
     ))
     t = config.train
     t.steps = 2000

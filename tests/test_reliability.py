@@ -1,0 +1,290 @@
+"""Faults a user's bad day brings, each ending in at most one line, nothing lost and nothing silently wrong.
+
+Non-finite updates, a bit-flipped checkpoint, two runs on one workdir, a full disk, resuming after
+an allowed config change or on other data, bad sizes, a file as the workdir, a verb on another
+experiment's run, and preemption signals. In-process where possible; subprocesses only for the
+lock and the signals.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import toy_task
+
+from experiments.chargen import __main__ as chargen_cli
+from seqjax.train import (
+    Interrupted,
+    WorkdirBusy,
+    WorkdirError,
+    load_from_workdir,
+    main,
+    make_optimizer,
+    make_train_step,
+    train,
+)
+from seqjax.train.state import init_state
+from seqjax.train.workdir import Workdir
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+TOY_CONFIG = toy_task.__file__
+
+
+def _leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def _steps_on_disk(workdir):
+    directory = workdir / "checkpoints"
+    return sorted((int(n) for n in os.listdir(directory) if n.isdigit()), key=int) if directory.exists() else []
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- 2. non-finite updates
+
+
+def test_an_update_that_overflows_is_not_applied_though_loss_and_gradient_are_finite():
+    config = toy_task.get_config()
+    config.train.update(optimizer="sgd", momentum=0.0, learning_rate=1e39)  # inf in float32
+    data = toy_task.load(config)
+    task = toy_task.ToyTask(config, data.metadata)
+    optimizer = make_optimizer(config.train)
+    state = jax.jit(lambda k: init_state(task, optimizer, k, 16))(jax.random.PRNGKey(0))
+    new, metrics = jax.jit(make_train_step(task, optimizer))(state, data.train[0], jax.random.PRNGKey(1))
+    loss, norm = float(metrics["loss"][0] / metrics["loss"][1]), float(metrics["grad_norm"][0])
+    assert np.isfinite(loss) and np.isfinite(norm)
+    assert int(new.bad_step) == 0 and float(new.bad_loss) == pytest.approx(loss)
+    assert float(new.bad_grad_norm) == pytest.approx(norm)
+    for before, after in zip(_leaves(state.params), _leaves(new.params), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert all(np.all(np.isfinite(x)) for x in _leaves(new.params))
+
+
+def test_learning_rate_1e39_on_chargen_tiny_stops_naming_a_finite_checkpoint(tmp_path, capsys):
+    """The issue's case: the first update at lr=1e39 overflows while its loss and gradient are
+    finite. Resumed from a good step-10 checkpoint, the run stops at step 10, saves nothing, and
+    names step 10, whose params are finite. (A fresh run's step 0 is the test above.)"""
+    workdir = tmp_path / "run"
+    base = ["--config", "tiny", "--workdir", str(workdir), "--config.train.eval_every=0",
+            "--config.train.log_every=10"]
+    chargen_cli.run([*base, "--config.train.steps=10"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        chargen_cli.run([*base, "--config.train.steps=20", "--config.train.learning_rate=1e39"])
+    assert info.value.code == 1
+    line = _error_line(capsys)
+    assert "the update at step 10 would have made the params or optimizer state non-finite" in line, line
+    assert "learning rate inf" in line and line.endswith(f"last good checkpoint is step 10 in {workdir}/checkpoints")
+    assert _steps_on_disk(workdir) == [10]
+    params = load_from_workdir(str(workdir)).params
+    assert all(np.all(np.isfinite(x)) for x in _leaves(params))
+    assert [json.loads(r)["step"] for r in (workdir / "metrics.jsonl").read_text().splitlines()] == [10]
+
+
+
+def test_all_finite_sees_every_floating_leaf():
+    from seqjax.train.state import all_finite
+
+    tree = {"a": jnp.ones(3), "b": [jnp.zeros((2, 2), jnp.bfloat16), jnp.arange(4)]}
+    assert bool(all_finite(tree))
+    assert not bool(all_finite({**tree, "c": jnp.array([1.0, jnp.inf])}))
+    assert not bool(all_finite({**tree, "b": [jnp.full((2, 2), jnp.nan, jnp.bfloat16), jnp.arange(4)]}))
+    assert bool(all_finite({"n": jnp.arange(3)}))
+
+
+# ----------------------------------------------------------------------------- helpers for runs
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Subprocess environment: the repo importable, and a compilation cache they share."""
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([ROOT, TESTS, os.environ.get("PYTHONPATH", "")]),
+        JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
+        JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    )
+
+
+def _toy_config(**train):
+    config = toy_task.get_config()
+    config.train.update(train)
+    return config
+
+
+def _train(config, workdir, **kw):
+    data = toy_task.load(config)
+    return train(config, str(workdir), toy_task.ToyTask(config, data.metadata), data, **kw)
+
+
+def _toy_main(argv):
+    return main("toy", toy_task.ToyTask, toy_task.load, argv)
+
+
+def _snapshot(workdir):
+    return {str(p.relative_to(workdir)): p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 40-step toy run with checkpoints at 20 and 40 (copy it before changing it)."""
+    workdir = tmp_path_factory.mktemp("trained") / "run"
+    _train(_toy_config(), workdir)
+    assert _steps_on_disk(workdir) == [20, 40]
+    return workdir
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(trained, workdir)
+    return workdir
+
+
+# ----------------------------------------------------------------------------- 3. the workdir lock
+
+HOLD_LOCK = ("import sys, time; from seqjax.train.workdir import Workdir; Workdir(sys.argv[1]).__enter__(); "
+             "print('locked', flush=True); time.sleep(300)")
+
+
+def test_a_live_workdir_is_refused_naming_its_holder_and_a_killed_holder_does_not_block(run_copy, env, capsys):
+    before = _snapshot(run_copy)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_copy)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SystemExit) as info:
+            _toy_main(["--workdir", str(run_copy), "--config", TOY_CONFIG, "--config.train.steps=60"])
+        assert info.value.code == 2
+        line = _error_line(capsys)
+        assert f"{run_copy} is in use by pid {holder.pid} on host {socket.gethostname()}" in line, line
+        after = _snapshot(run_copy)
+        assert json.loads(after.pop("lock"))["pid"] == holder.pid
+        assert after == before  # nothing else was touched
+        with pytest.raises(WorkdirBusy):
+            _train(_toy_config(steps=60), run_copy)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (run_copy / "lock").exists()  # a SIGKILLed holder leaves its file, but no lock
+    final = _train(_toy_config(steps=60), run_copy)
+    assert final["steps"] == 60 and not (run_copy / "lock").exists()
+    assert [r["step"] for r in _records(run_copy)] == [10, 20, 30, 40, 50, 60]
+
+
+def _records(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_lock_attempts_in_one_process_exclude_each_other(tmp_path):
+    with Workdir(str(tmp_path / "w")) as first:
+        assert first.fresh and (tmp_path / "w" / "lock").exists()
+        with pytest.raises(WorkdirBusy, match=f"in use by pid {os.getpid()} on host"):
+            Workdir(str(tmp_path / "w")).__enter__()
+    assert not (tmp_path / "w" / "lock").exists()
+    with Workdir(str(tmp_path / "w")) as again:  # released: free again, and not fresh now
+        assert not again.fresh
+
+
+def test_records_are_appended_line_by_line(tmp_path):
+    from seqjax.train.records import Records
+
+    records = Records(str(tmp_path), 0, 10, progress_bar=False)
+    try:
+        records.write({"step": 1, "train_loss": 1.0})
+        # flushed at once: a crash now keeps the line
+        assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1, "train_loss": 1.0}\n'
+        records.write({"step": 2, "train_loss": 0.5})
+        assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+    finally:
+        records.close()
+
+
+# ----------------------------------------------------------------------------- 7. one line, not a traceback
+
+
+def test_a_workdir_that_is_a_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("mine")
+    for workdir in (path, path / "run"):
+        with pytest.raises(SystemExit) as info:
+            _toy_main(["--workdir", str(workdir), "--config", TOY_CONFIG])
+        assert info.value.code == 2
+        line = _error_line(capsys)
+        assert f"--workdir {workdir} is" in line and "not a directory" in line, line
+        with pytest.raises(WorkdirError):
+            _train(_toy_config(), workdir)
+    assert path.read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def _toy_cli(workdir, *overrides):
+    code = ("import sys; from toy_task import ToyTask, load; from seqjax.train import main; "
+            "main('toy', ToyTask, load)")
+    return [sys.executable, "-c", code, "--workdir", str(workdir), "--config", TOY_CONFIG,
+            "--config.train.steps=120", "--config.train.checkpoint_every=50", "--config.train.log_every=5",
+            "--config.train.eval_every=50", "--config.data.delay=0.03", *overrides]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_preemption_signal_saves_the_step_and_exits_cleanly(tmp_path, env, signum):
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen(_toy_cli(workdir), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()  # the workdir line, then one line per log point
+        while not line.startswith("step "):
+            assert line, proc.stderr.read()[-3000:]
+            line = proc.stdout.readline()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signum, err[-3000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[-3000:]
+    name = signal.Signals(signum).name
+    saved = int(lines[0].split(f"stopped by {name} at step ")[1].split(";")[0])
+    assert f"; saved checkpoint {saved} in {workdir}/checkpoints; rerun with --workdir {workdir}" in lines[0]
+    assert 5 <= saved < 120 and saved in _steps_on_disk(workdir) and not (workdir / "lock").exists()
+    if signum == signal.SIGTERM:  # the rerun resumes there and ends where an unbroken run ends, bit for bit
+        config = _toy_config(steps=120, checkpoint_every=50, log_every=5, eval_every=50)
+        resumed, reference = _train(config, workdir), _train(config, tmp_path / "reference")
+        assert resumed["val_loss"] == reference["val_loss"]
+        for a, b in zip(_leaves(load_from_workdir(str(workdir)).params),
+                        _leaves(load_from_workdir(str(tmp_path / "reference")).params), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_stop_request_is_taken_at_the_next_step_boundary(tmp_path):
+    """In-process: a SIGTERM raised by the task at step 7 saves step 7 and raises Interrupted."""
+
+    class Signalling(toy_task.ToyTask):
+        def batch_tokens(self, batch):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 7:
+                signal.raise_signal(signal.SIGTERM)
+            return super().batch_tokens(batch)
+
+    config = _toy_config(steps=40)
+    data = toy_task.load(config)
+    with pytest.raises(Interrupted) as info:
+        train(config, str(tmp_path), Signalling(config, data.metadata), data)
+    assert info.value.checkpoint == 7 and info.value.exit_code == 143
+    assert _steps_on_disk(tmp_path) == [7] and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert str(info.value).startswith("stopped by SIGTERM at step 7; saved checkpoint 7 in ")
