@@ -34,31 +34,56 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks.baseline import Remote  # noqa: E402
 from benchmarks.machine import header, load_average, load_warning  # noqa: E402
 from experiments.chargen import data as chargen_data  # noqa: E402
 from experiments.chargen.configs.protocol import get_config  # noqa: E402
 from experiments.chargen.task import CharGenTask  # noqa: E402
-from seqjax.train.state import init_state, make_optimizer, make_train_step  # noqa: E402
+from seqjax.train.state import Placement, init_state, make_optimizer, make_train_step  # noqa: E402
+
+
+class SeqjaxStep:
+    """The trainer's jitted protocol train step on chargen's data; ``overrides`` are config keys
+    (``{"model.matmul_dtype": "bfloat16"}``). ``run(n)`` trains ``n`` steps, each drawing its batch."""
+
+    def __init__(self, text_file: str, overrides: dict | None = None):
+        config = get_config()
+        config.data.source, config.data.text_file = ("file", text_file) if text_file else ("embedded", "")
+        for key, value in (overrides or {}).items():
+            section, name = key.split(".")
+            config[section][name] = value
+        self.config = config
+        self.data = chargen_data.load(config)
+        self.task = CharGenTask(config, self.data.metadata)
+        optimizer = make_optimizer(config.train)
+        self.placement = Placement()
+        self.step_fn = jax.jit(make_train_step(self.task, optimizer), donate_argnums=(0,))
+        self.state = jax.jit(partial(init_state, self.task, optimizer, batch_size=config.train.batch_size))(
+            jax.random.PRNGKey(0))
+        self.key, self.counter = jax.random.PRNGKey(1), 0
+
+    def batch(self):
+        return self.placement.put_batch(self.data.train[self.counter])
+
+    def run(self, n: int):
+        for _ in range(n):
+            self.state, _ = self.step_fn(self.state, self.batch(), self.key)
+            self.counter += 1
+        jax.block_until_ready(self.state)
+
+    def compiled(self):
+        """The compiled step (for its HLO and memory analysis)."""
+        return self.step_fn.lower(self.state, self.batch(), self.key).compile()
 
 
 def seqjax_competitor(text_file: str, matmul_dtype: str):
-    config = get_config()
-    config.data.source, config.data.text_file = ("file", text_file) if text_file else ("embedded", "")
-    config.model.matmul_dtype = matmul_dtype
-    data = chargen_data.load(config)
-    task = CharGenTask(config, data.metadata)
-    optimizer = make_optimizer(config.train)
-    step_fn = jax.jit(make_train_step(task, optimizer), donate_argnums=(0,))
-    state = [jax.jit(partial(init_state, task, optimizer, batch_size=config.train.batch_size))(jax.random.PRNGKey(0))]
-    key, counter = jax.random.PRNGKey(1), [0]
+    step = SeqjaxStep(text_file, {"model.matmul_dtype": matmul_dtype})
+    return step.run, step.task.vocab.size, step.data.train_ids
 
-    def run(n):
-        for _ in range(n):
-            state[0], _ = step_fn(state[0], data.train[counter[0]], key)
-            counter[0] += 1
-        jax.block_until_ready(state[0])
 
-    return run, task.vocab.size, data.train_ids
+def seqjax_run(text_file: str, overrides: dict):
+    """``run(n)`` of a :class:`SeqjaxStep` (what a ``--baseline`` child builds from its own tree)."""
+    return SeqjaxStep(text_file, overrides).run
 
 
 def torch_competitor(vocab_size: int, train_ids: np.ndarray, bf16: bool):
@@ -102,20 +127,27 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="steps per competitor per round")
     ap.add_argument("--quick", action="store_true", help="2 rounds of 2 steps")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-bf16", action="store_true", help="leave out the two bfloat16 competitors")
+    ap.add_argument("--baseline", action="append", default=[], metavar="REV",
+                    help="also time seqjax (float32) as of this git commit, side by side (repeatable)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.steps = 2, 2
     builders = {}
     seqjax_run, vocab_size, train_ids = seqjax_competitor(args.text, "float32")
     builders["seqjax"] = lambda: seqjax_run
-    builders["seqjax[bf16]"] = lambda: seqjax_competitor(args.text, "bfloat16")[0]
+    for rev in args.baseline:
+        builders[f"seqjax@{rev}"] = lambda rev=rev: Remote(rev, __file__, "seqjax_run", args.text, {})
+    if not args.no_bf16:
+        builders["seqjax[bf16]"] = lambda: seqjax_competitor(args.text, "bfloat16")[0]
     versions = f"jax {jax.__version__}"
     if not args.no_torch:
         try:
             import torch
 
             builders["torch"] = lambda: torch_competitor(vocab_size, train_ids, bf16=False)
-            builders["torch[bf16]"] = lambda: torch_competitor(vocab_size, train_ids, bf16=True)
+            if not args.no_bf16:
+                builders["torch[bf16]"] = lambda: torch_competitor(vocab_size, train_ids, bf16=True)
             versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
         except ImportError:
             versions += "; torch not installed (TORCH=1 adds it), so no ratios"
@@ -135,8 +167,9 @@ def main():
     for _ in range(args.rounds):
         for name, run in competitors.items():
             t0 = time.perf_counter()
-            run(args.steps)
-            rates[name].append(tokens / (time.perf_counter() - t0) / 1e3)
+            took = run(args.steps)  # a --baseline competitor times itself, in its own process
+            took = took if isinstance(run, Remote) else time.perf_counter() - t0
+            rates[name].append(tokens / took / 1e3)
     load1 = load_average()
     base = statistics.median(rates["torch"]) if "torch" in rates else None
     print(f"\n{args.rounds} interleaved rounds of {args.steps} steps per competitor")

@@ -130,6 +130,18 @@ def _loop(body, init, T, unroll):
     return out
 
 
+def _blank(shape, dtype, seed, k: int):
+    """A buffer that its loop writes in full before reading any of it; its fill value is never read.
+
+    XLA merges identical initial values (every ``jnp.zeros`` of one shape), and a loop that updates
+    a merged buffer in place then gets a copy of it of its own: one full extra pass over every
+    per-step buffer of every layer (with fresh pages to fault in). The fill here is ``seed * 0 + k``,
+    ``seed`` a scalar of this layer's own weights and ``k`` the buffer's number within the loop, which
+    no other buffer shares, so nothing is copied."""
+    fill = (lax.stop_gradient(seed).astype(jnp.float32) * 0 + k).astype(dtype)
+    return jnp.full(shape, fill, dtype)
+
+
 def _weights(cell, params):
     """``w_ih, w_hh`` rounded to the matmul dtype once, outside the loops."""
     mm = cell.matmul_dtype
@@ -160,8 +172,10 @@ def _forward(cell, opts, reverse, axis, params, xs, carry0, lengths, save):
         def pre_at(t, h):
             return affine(jnp.concatenate([_get(xs, t, axis).astype(dt), h], axis=-1), w_cat, b_cat, mm)
 
-    def per_step(feat, dtype):  # a (T, B, feat) buffer in the layout of xs
-        return jnp.zeros((T, B, feat) if axis == 0 else (B, T, feat), dtype)
+    seed, count = params["w_hh"].reshape(-1)[0], iter(range(1 << 20))
+
+    def per_step(feat, dtype):  # a (T, B, feat) buffer in the layout of xs, every step written
+        return _blank((T, B, feat) if axis == 0 else (B, T, feat), dtype, seed, next(count))
 
     bufs = {"ys": per_step(H, dt)}
     if save:
@@ -262,40 +276,47 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
             g, state = step(state, t, valid)
             return state, _put(gbuf, g, t - t_lo, axis)
 
-        gbuf = match_varying(jnp.zeros((size, B, G) if axis == 0 else (B, size, G), dt), *refs)
+        gbuf = match_varying(_blank((size, B, G) if axis == 0 else (B, size, G), dt, seed, 0), *refs)
         state, gbuf = _loop(inner, (state, gbuf), size, opts.unroll)
         return state, gbuf, t_lo
 
     def grads(gbuf, t_lo, acc):
-        """Add a chunk's weight and bias gradients to ``acc``; write its input gradient."""
-        acc_x, acc_h, acc_b, dx_buf = acc
+        """A chunk's weight and bias gradients added to ``acc`` (``None``: the first chunk, which
+        starts them), and its input gradient written into ``acc``'s buffer."""
         size = gbuf.shape[axis]
         x_c = lax.dynamic_slice_in_dim(xs, t_lo, size, axis).astype(dt)
         h_c = lax.dynamic_slice_in_dim(hprev, t_lo, size, axis)
-        acc_x = acc_x + _sum_outer_t(gbuf, x_c, mm)
-        acc_h = acc_h + _sum_outer_t(gbuf, h_c, mm)
-        acc_b = acc_b + jnp.sum(gbuf, axis=(0, 1))
+        new = (_sum_outer_t(gbuf, x_c, mm), _sum_outer_t(gbuf, h_c, mm), jnp.sum(gbuf, axis=(0, 1)))
+        if acc is None:  # every chunk writes its part of dx_buf, so it starts blank
+            dx_buf = match_varying(_blank(xs.shape, dt, seed, 1), *refs)
+        else:
+            dx_buf = acc[3]
+            new = tuple(a + n for a, n in zip(acc[:3], new, strict=True))
         dx_c = _mm_n(gbuf.reshape(-1, G), w_ih, mm).reshape(gbuf.shape[:2] + (I,))
         dx_buf = lax.dynamic_update_slice_in_dim(dx_buf, dx_c.astype(dx_buf.dtype), t_lo, axis)
-        return acc_x, acc_h, acc_b, dx_buf
+        return (*new, dx_buf)
 
-    # acc_x, acc_h gather x^T g and h_prev^T g: dW_ih^T and dW_hh^T
-    acc = match_varying((jnp.zeros((I, G), dt), jnp.zeros((w_hh.shape[1], G), dt), jnp.zeros((G,), dt),
-                         jnp.zeros(xs.shape, dt)), *refs)
+    # acc = (x^T g, h_prev^T g, sum of g, dX): dW_ih^T, dW_hh^T, the bias gradient and the input gradient.
+    # The first chunk swept starts the sums, so that no zero buffer is shared with another layer's.
+    seed = params["w_hh"].reshape(-1)[0]
     n_full, rem = divmod(T, K)
     state = (jax.tree_util.tree_map(lambda a: a.astype(dt), d_final), cell.carry_state(final))
+    acc, done = None, 0
     if rem:
         state, g, t_lo = sweep(0, rem, state)
         acc = grads(g, t_lo, acc)
-    if n_full == 1:
+    if acc is None or n_full == 1:
         state, g, t_lo = sweep(rem, K, state)
+        acc, done = grads(g, t_lo, acc), 1
+    if n_full - done == 1:
+        state, g, t_lo = sweep(rem + done * K, K, state)
         acc = grads(g, t_lo, acc)
-    elif n_full > 1:
+    elif n_full - done > 1:
         def body(c, carry):
             state, acc = carry
-            state, g, t_lo = sweep(rem + c * K, K, state)
+            state, g, t_lo = sweep(rem + (done + c) * K, K, state)
             return state, grads(g, t_lo, acc)
-        state, acc = _loop(body, (state, acc), n_full, 1)
+        state, acc = _loop(body, (state, match_varying(acc, *refs)), n_full - done, 1)
     acc_x, acc_h, acc_b, d_xs = acc
     d_carry = state[0]
 

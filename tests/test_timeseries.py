@@ -175,9 +175,9 @@ def test_n_to_n_targets_every_step_and_forecasts_from_the_last():
     model = Forecaster("n_to_n", horizon=H, cell="rnn", hidden=4)
     params = model.init(jax.random.PRNGKey(1))
     pred, target = model.objective(params, inputs, targets)
-    assert pred.shape == target.shape == (2, L, H)
+    assert pred["mu"].shape == target.shape == (2, L, H)
     np.testing.assert_array_equal(target[0], np.arange(L)[:, None] + 1 + np.arange(H)[None, :])
-    np.testing.assert_allclose(model.forecast(params, inputs), pred[:, -1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.forecast(params, inputs), pred["mu"][:, -1], rtol=1e-5, atol=1e-6)
 
     ar = Forecaster("autoregressive", horizon=H, cell="rnn", hidden=4)
     _, ar_target = ar.objective(ar.init(jax.random.PRNGKey(1)), inputs, targets)

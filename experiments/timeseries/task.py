@@ -23,6 +23,7 @@ windows in original units, for the model and for every classical baseline of
 from __future__ import annotations
 
 import json
+import math
 import os
 from functools import partial
 
@@ -46,28 +47,56 @@ from seqjax.train.config import require as _need
 def check_config(config) -> None:
     """Validates the ``model`` section against ``data``; a key the model would ignore fails."""
     m, d, defaults = config.model, config.data, default.get_config()
-    _need(m.skip in model_lib.SKIPS, "model.skip", m.skip, f"expected one of {', '.join(model_lib.SKIPS)}")
-    for key in ("hidden", "num_layers"):
+    for key, allowed in (("structure", model_lib.STRUCTURES), ("skip", model_lib.SKIPS), ("norm", model_lib.NORMS),
+                         ("head", model_lib.HEADS)):
+        _need(m[key] in allowed, f"model.{key}", m[key], f"expected one of {', '.join(allowed)}")
+    for key in ("hidden", "num_layers", "ensemble"):
         _need(_is_int(m[key]) and m[key] >= 1, f"model.{key}", m[key], "expected an integer >= 1")
+    for key in ("highway", "series_embedding"):
+        _need(_is_int(m[key]) and m[key] >= 0, f"model.{key}", m[key], "expected an integer >= 0 (0: none)")
     _need(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "expected a number in [0, 1)")
     check_inactive(config, defaults, ["model.forget_bias"], m.cell == "lstm",
                    f"model.cell='lstm' (this config has model.cell={m.cell!r})")
     check_inactive(config, defaults, ["model.dropout"], m.num_layers > 1,
                    f"model.num_layers > 1: dropout sits between layers (this config has "
                    f"model.num_layers={m.num_layers})")
+    one_shot = f"model.structure 'n_to_1' or 'direct' (this config has model.structure={m.structure!r})"
+    check_inactive(config, defaults, ["model.skip", "model.highway"], m.structure in ("n_to_1", "direct"), one_shot)
     if m.skip == "seasonal":
         _need(d.period >= 1 and d.lookback >= d.period, "model.skip", m.skip,
               f"needs data.period >= 1 and data.lookback >= data.period (got period {d.period}, "
               f"lookback {d.lookback})")
+    _need(m.highway <= d.lookback, "model.highway", m.highway,
+          f"the highway reads the last model.highway inputs, more than data.lookback={d.lookback}")
     if m.structure == "n_to_1":
         _need(d.horizon == 1, "data.horizon", d.horizon,
               "model.structure='n_to_1' forecasts one step; use horizon=1, or structure 'direct', "
               "'n_to_n' or 'autoregressive' for longer horizons")
 
 
-@partial(jax.jit, static_argnames="model")
-def _forecast(model: model_lib.Forecaster, params, inputs):
-    return model.forecast(params, inputs)
+@partial(jax.jit, static_argnames=("model", "members"))
+def _distribution(model: model_lib.Forecaster, members: int, params, inputs, series):
+    """The point forecast ``(B, H)`` (the members' mean) and each member's distribution ``(E, B, H)``."""
+    if members == 1:
+        d = model.distribution(params, inputs, series)
+        return d["mu"], jax.tree.map(lambda a: a[None], d)
+    d = jax.vmap(lambda p: model.distribution(p, inputs, series))(params)
+    return jnp.mean(d["mu"], axis=0), d
+
+
+@partial(jax.jit, static_argnames=("model", "members", "n"))
+def _samples(model: model_lib.Forecaster, members: int, params, inputs, series, key, n: int):
+    """``(members * n, B, H)`` draws: ``n`` from each member (an equal-weight mixture)."""
+    if members == 1:
+        return model.sample(params, inputs, key, n, series)
+    keys = jax.random.split(key, members)
+    draws = jax.vmap(lambda p, k: model.sample(p, inputs, k, n, series))(params, keys)
+    return draws.reshape((members * n,) + draws.shape[2:])
+
+
+def _forecast(model: model_lib.Forecaster, params, inputs, series=None, members: int = 1):
+    """The point forecast ``(B, H)``, scaled units."""
+    return _distribution(model, members, params, inputs, series)[0]
 
 
 class ForecastTask(Task):
@@ -76,14 +105,20 @@ class ForecastTask(Task):
     def __init__(self, config, metadata):
         super().__init__(config, metadata)
         check_config(config)
-        try:
-            self.model = model_lib.from_config(config.model, metadata["horizon"], len(metadata["names"]),
-                                               metadata["period"])
-        except ValueError as e:
-            raise ConfigError(f"model: {e}") from None
         # one scaler per series ("scaler": a workdir written before there could be several)
         self.scalers = [Scaler.from_dict(m) for m in metadata.get("scalers", [metadata.get("scaler")])]
         self.series_names = list(metadata.get("series", metadata["names"][:1]))
+        m = config.model
+        if m.series_embedding and len(self.series_names) < 2:
+            raise ConfigError(f"config.model.series_embedding={m.series_embedding}: an embedding tells several "
+                              f"series apart, and this data has one ({self.series_names[0]!r}); name several "
+                              "target columns (data.column=a,b) or a folder of CSVs (data.csv=DIR), or set it to 0")
+        try:
+            self.model = model_lib.from_config(m, metadata["horizon"], len(metadata["names"]), metadata["period"],
+                                               num_series=len(self.series_names))
+        except ValueError as e:
+            raise ConfigError(f"model: {e}") from None
+        self.members = int(m.ensemble)
 
     @property
     def scaler(self) -> Scaler:
@@ -91,46 +126,99 @@ class ForecastTask(Task):
 
     # -- model
     def init(self, rng):
-        return self.model.init(rng)
+        if self.members == 1:
+            return self.model.init(rng)
+        return jax.jit(jax.vmap(self.model.init))(jax.random.split(rng, self.members))
 
     def loss(self, params, batch, rng, *, train: bool, state):
+        """Training: the objective (MSE, or the NLL of a probabilistic head), summed over the members
+        and divided by sqrt(members), so each member gets its own gradient and the global gradient
+        norm (for clipping) stays that of one member. Validation: ``loss`` is the MSE of the point
+        forecast (the members' mean), ``mae`` its MAE, and ``nll`` a probabilistic head's negative
+        log-likelihood (the members' equal-weight mixture) where it has a closed form."""
+        inputs, targets, series = batch["inputs"], batch["targets"], batch.get("series")
+        model, E = self.model, self.members
+        w = batch["weight"]
+
+        def weighted(per_point):  # (B, ...) -> (sum, count) over real windows
+            ww = jnp.broadcast_to(w.reshape((-1,) + (1,) * (per_point.ndim - 1)).astype(per_point.dtype),
+                                  per_point.shape)
+            return jnp.sum(ww * per_point), jnp.sum(ww)
+
         if train:
-            pred, target = self.model.objective(params, batch["inputs"], batch["targets"], rng=rng, train=True)
-        else:  # validation: the forecast itself
-            pred, target = self.model.forecast(params, batch["inputs"]), batch["targets"][..., 0]
-        w = batch["weight"].reshape((-1,) + (1,) * (pred.ndim - 1))
-        weight = jnp.broadcast_to(w.astype(pred.dtype), pred.shape)
-        err = pred - target
-        n = jnp.sum(weight)
-        sq = jnp.sum(weight * err**2)
-        metrics = {"loss": (sq, n), "mae": (jnp.sum(weight * jnp.abs(err)), n)}
+            def member(p, key):
+                pred, target = model.objective(p, inputs, targets, series, rng=key, train=True)
+                total, n = weighted(model.pointwise_loss(pred, target))
+                return total, n, weighted(jnp.abs(pred["mu"] - target))[0]
+
+            if E == 1:
+                total, n, abs_err = member(params, rng)
+                objective = total / jnp.maximum(n, 1.0)
+            else:
+                total, n, abs_err = jax.vmap(member)(params, jax.random.split(rng, E))
+                objective = jnp.sum(total / jnp.maximum(n, 1.0)) / math.sqrt(E)
+                total, n, abs_err = jnp.sum(total), jnp.sum(n), jnp.sum(abs_err)
+            return objective, ({"loss": (total, n), "mae": (abs_err, n)}, state)
+        mean, dist = _distribution(model, E, params, inputs, series)
+        target = targets[..., 0]
+        sq, n = weighted((mean - target) ** 2)
+        metrics = {"loss": (sq, n), "mae": (weighted(jnp.abs(mean - target))[0], n)}
+        if model.probabilistic and "sigma" in dist:
+            per = jax.vmap(model.pointwise_loss, in_axes=(0, None))(dist, target)  # (E, B, H)
+            nll = -jax.scipy.special.logsumexp(-per, axis=0) + math.log(E)
+            metrics["nll"] = weighted(nll)
         return sq / jnp.maximum(n, 1.0), (metrics, state)
 
     def batch_tokens(self, batch) -> int:
         return int(batch["inputs"].shape[0])  # windows per second
 
     # -- forecasts
-    def forecast(self, params, values: np.ndarray, series: int = 0) -> np.ndarray:
-        """The next ``horizon`` target values, in original units, after a raw ``(T, F)`` series
-        whose columns are the training ones (target first); only its last ``lookback`` rows are read.
-        ``series`` is the index of the training series whose scaler (and embedding) it uses."""
+    def _inputs(self, values: np.ndarray, series: int) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
         L = int(self.metadata["lookback"])
         if values.shape[0] < L:
             raise ValueError(f"the series has {values.shape[0]} rows; the model reads the last {L} (data.lookback)")
+        return self.scalers[series].transform(values[-L:])[None].astype(np.float32)
+
+    def forecast(self, params, values: np.ndarray, series: int = 0) -> np.ndarray:
+        """The next ``horizon`` target values, in original units, after a raw ``(T, F)`` series
+        whose columns are the training ones (target first); only its last ``lookback`` rows are read.
+        ``series`` is the index of the training series whose scaler (and embedding) it uses."""
+        return self.forecast_with_samples(params, values, series)[0]
+
+    def forecast_with_samples(self, params, values: np.ndarray,
+                              series: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(forecast (H,), samples (S, H) or None)`` in original units (see :meth:`forecast`)."""
+        inputs = self._inputs(values, series)
+        ids = np.full((1,), series, np.int32)
         scaler = self.scalers[series]
-        inputs = scaler.transform(values[-L:])[None].astype(np.float32)
-        return unscale(scaler, np.asarray(_forecast(self.model, params, inputs)))[0]
+        mean = unscale(scaler, np.asarray(_forecast(self.model, params, inputs, ids, self.members)))[0]
+        if not self.model.probabilistic:
+            return mean, None
+        draws = self._draw(params, inputs, ids, jax.random.PRNGKey(self.config.seed))
+        return mean, unscale(scaler, draws)[:, 0]
+
+    def _draw(self, params, inputs, series, key) -> np.ndarray:
+        n = -(-int(self.config.eval.samples) // self.members)
+        return np.asarray(_samples(self.model, self.members, params, jnp.asarray(inputs), jnp.asarray(series), key,
+                                   n))[:int(self.config.eval.samples)]
 
     def predict(self, params, data: SeriesData, split: str = "test") -> Forecast:
-        """The forecast of every window of ``split`` in original units (``mean (N, horizon)``)."""
+        """The forecast of every window of ``split`` in original units: ``mean (N, horizon)``, and
+        for a probabilistic head ``eval.samples`` draws from its predictive distribution."""
         batches = data.test if split == "test" else data.val
-        out = []
+        means, draws = [], []
+        key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), SPLIT_KEYS[split])
         for i in range(len(batches)):
             batch = batches[i]
-            pred = np.asarray(_forecast(self.model, params, jnp.asarray(batch["inputs"])))
-            out.append(pred[batch["weight"] > 0])
-        return Forecast(data.unscale_targets(np.concatenate(out), split))
+            real = batch["weight"] > 0
+            inputs, series = jnp.asarray(batch["inputs"]), jnp.asarray(batch["series"])
+            means.append(np.asarray(_forecast(self.model, params, inputs, series, self.members))[real])
+            if self.model.probabilistic:
+                draws.append(self._draw(params, inputs, series, jax.random.fold_in(key, i))[:, real])
+        mean = data.unscale_targets(np.concatenate(means), split)
+        samples = data.unscale_targets(np.concatenate(draws, axis=1), split) if draws else None
+        return Forecast(mean, samples)
 
     def final_eval(self, params, data: SeriesData, workdir: str) -> dict:
         return evaluate(self, params, data, workdir)
@@ -138,7 +226,15 @@ class ForecastTask(Task):
     @property
     def model_name(self) -> str:
         m = self.config.model
-        return f"{m.cell} {m.structure}" + (f" + {m.skip} skip" if m.skip != "none" else "")
+        extras = [f"{m.skip} skip" if m.skip != "none" else "", f"norm {m.norm}" if m.norm != "none" else "",
+                  f"highway {m.highway}" if m.highway else "", m.head if m.head != "point" else "",
+                  f"embedding {m.series_embedding}" if m.series_embedding else "",
+                  f"ensemble of {m.ensemble}" if m.ensemble > 1 else ""]
+        extras = [e for e in extras if e]
+        return f"{m.cell} {m.structure}" + (" + " + ", ".join(extras) if extras else "")
+
+
+SPLIT_KEYS = {"val": 1, "test": 2}
 
 
 def baselines(data: SeriesData, split: str = "test") -> dict:
