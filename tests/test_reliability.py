@@ -6,6 +6,7 @@ experiment's run, and preemption signals. In-process where possible; subprocesse
 lock and the signals.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -288,3 +289,60 @@ def test_the_stop_request_is_taken_at_the_next_step_boundary(tmp_path):
     assert info.value.checkpoint == 7 and info.value.exit_code == 143
     assert _steps_on_disk(tmp_path) == [7] and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert str(info.value).startswith("stopped by SIGTERM at step 7; saved checkpoint 7 in ")
+
+
+# ----------------------------------------------------------------------------- 4. a full disk
+
+
+def _fail_saving_step(monkeypatch, step):
+    """Makes the background write of checkpoint ``step`` fail as a full disk does."""
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler as json_handler
+
+    original = json_handler.JsonCheckpointHandler._save_fn
+
+    async def save_fn(self, x, directory):
+        if directory.parent.name.split(".")[0] == str(step):  # the step's temporary directory
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return await original(self, x, directory)
+
+    monkeypatch.setattr(json_handler.JsonCheckpointHandler, "_save_fn", save_fn)
+
+
+def test_a_full_disk_stops_at_the_failed_save_in_one_line_and_resume_works_once_space_is_freed(
+        trained, tmp_path, monkeypatch, capfd):
+    workdir = tmp_path / "run"
+    _fail_saving_step(monkeypatch, 20)
+    with pytest.raises(SystemExit) as info:
+        _toy_main(["--workdir", str(workdir), "--config", TOY_CONFIG, "--config.train.checkpoint_every=10"])
+    assert info.value.code == 1
+    line = _error_line(capfd)
+    assert line == (f"experiments.toy: error: no space left writing checkpoint 20 in {workdir}/checkpoints; "
+                    "the last complete checkpoint is 10")
+    # no step 20 (its partial files, if any are still being written, go when the workdir is next opened)
+    assert _steps_on_disk(workdir) == [10]
+    assert [r["step"] for r in _records(workdir)] == [10, 20]  # stopped before the next log point
+    assert not (workdir / "lock").exists() and not (workdir / "final.json").exists()
+
+    monkeypatch.undo()  # space is freed
+    final = _train(_toy_config(checkpoint_every=10), workdir)
+    assert final["steps"] == 40 and sorted(os.listdir(workdir / "checkpoints")) == ["30", "40"]
+    for a, b in zip(_leaves(load_from_workdir(str(workdir)).params), _leaves(load_from_workdir(str(trained)).params),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_fresh_workdir_on_a_full_disk_is_removed(tmp_path, monkeypatch, capfd):
+    from seqjax.train import config as config_lib
+
+    def save_json(config, path):
+        open(path + ".tmp", "w").close()  # what a full disk leaves: an empty file
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path + ".tmp")
+
+    monkeypatch.setattr(config_lib, "save_json", save_json)
+    workdir = tmp_path / "new"
+    with pytest.raises(SystemExit) as info:
+        _toy_main(["--workdir", str(workdir), "--config", TOY_CONFIG])
+    assert info.value.code == 1
+    assert _error_line(capfd) == (f"experiments.toy: error: no space left writing config.json in {workdir}; "
+                                  f"no checkpoint is complete; removed the new workdir {workdir}")
+    assert not workdir.exists()

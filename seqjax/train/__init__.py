@@ -11,7 +11,7 @@ for the command line, ``loop.py`` for the loop, ``checkpoint.py`` for what a wor
 from seqjax.train.checkpoint import Restored, ResumeError, load_from_workdir
 from seqjax.train.cli import main
 from seqjax.train.config import ConfigDict, ConfigError, base_config
-from seqjax.train.loop import Interrupted, NonFiniteLossError, train
+from seqjax.train.loop import Interrupted, NonFiniteLossError, WorkdirWriteError, train
 from seqjax.train.state import TrainState, make_optimizer, make_train_step
 from seqjax.train.task import Data, Task
 from seqjax.train.workdir import WorkdirBusy, WorkdirError
@@ -28,6 +28,7 @@ __all__ = [
     "TrainState",
     "WorkdirBusy",
     "WorkdirError",
+    "WorkdirWriteError",
     "base_config",
     "load_from_workdir",
     "main",

@@ -31,7 +31,8 @@ The experiment's data and model are then built from the config, still before the
 exists, so bad input (an empty file, a bad label, an unprepared TFDS dataset, a config key that
 would be silently ignored, ...) is also one line with exit status 2. So is a ``--workdir`` that
 names a file, or that another live run holds, and a checkpoint whose ``model`` config differs.
-A non-finite loss exits 1; SIGTERM and SIGINT save a checkpoint and exit 143 and 130.
+A non-finite loss, or a write that fails (a full disk), exits 1; SIGTERM and SIGINT save a
+checkpoint and exit 143 and 130.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from ml_collections import config_flags
 from seqjax.train import config as config_lib
 from seqjax.train import distributed
 from seqjax.train.checkpoint import ResumeError
-from seqjax.train.loop import Interrupted, NonFiniteLossError, train
+from seqjax.train.loop import Interrupted, NonFiniteLossError, WorkdirWriteError, train
 from seqjax.train.task import Data, Task
 from seqjax.train.workdir import WorkdirError, check_path
 
@@ -311,7 +312,7 @@ def _train(prog: str, config, workdir: str, task_class, load_data, multi: bool) 
         final = train(config, workdir, task, data)
     except (ResumeError, ConfigError, WorkdirError) as e:  # WorkdirError: busy, a file, not shared
         fail(prog, str(e))
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, WorkdirWriteError) as e:
         fail(prog, str(e), code=1)
     except Interrupted as e:
         fail(prog, f"{e}; rerun with --workdir {workdir} to resume", code=e.exit_code)

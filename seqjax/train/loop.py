@@ -22,17 +22,27 @@ One run at a time trains in a workdir: process 0 holds its lock (``workdir.py``)
 the first read to the end. SIGTERM (what schedulers send on preemption) and SIGINT stop the run
 at the next step boundary with a checkpoint of that step; the run then raises
 :class:`Interrupted` (the command line exits 143 or 130), and rerunning resumes from it.
+
+A save that fails in the background (a full disk, typically) is noticed at the next step
+boundary: the run stops there with :class:`WorkdirWriteError`, one line naming the checkpoint
+it could not write and the last complete one. A workdir that this call made and that holds no
+complete checkpoint is removed again.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
+import logging
 import math
 import os
+import shutil
 import signal
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -57,7 +67,7 @@ from seqjax.train.state import (
     no_bad_step,
 )
 from seqjax.train.task import Data, Task
-from seqjax.train.workdir import Workdir
+from seqjax.train.workdir import Workdir, WorkdirError
 
 FINAL_FILE = "final.json"
 CONFIG_FILE = "config.json"
@@ -84,6 +94,58 @@ class Interrupted(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # what a shell reports for a process killed by the signal
+
+
+class WorkdirWriteError(OSError):
+    """Writing into the workdir failed (no space left, typically); the run stopped there."""
+
+    def __init__(self, message: str, last_checkpoint: int | None):
+        super().__init__(message)
+        self.last_checkpoint = last_checkpoint
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The OSError in ``error``'s chain (itself, its cause or context), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        if "No space left on device" in str(error):  # tensorstore reports errno in its message only
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def complete_checkpoints(workdir: str) -> list[int]:
+    """The steps whose checkpoint directory is complete (Orbax renames it when the save ends)."""
+    directory = ckpt.checkpoint_dir(workdir)
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+class _OrbaxErrorsQuiet(logging.Filter):
+    """Drops Orbax's own error logs (tracebacks from its save threads): each such failure also
+    reaches the loop as an exception, which the run reports in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
+
+
+@contextmanager
+def _orbax_errors_quiet():
+    logger, quiet = logging.getLogger("absl"), _OrbaxErrorsQuiet()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 class _StopSignals:
@@ -174,6 +236,9 @@ class _Run:
         self.manager = None
         self.warned_metric = False
         self.signals: _StopSignals | None = None
+        self.stopped_early: int | None = None
+        self.saving: int | None = None  # the step of the save in flight
+        self.failed_save: int | None = None
 
     # -- setup
 
@@ -241,10 +306,15 @@ class _Run:
         last_record: dict = {}
         pending, tokens, interval_start = [], 0, time.perf_counter()
         stop = None
-        for step in range(int(jax.device_get(state.step)), t.steps):
+        start = int(jax.device_get(state.step))
+        since_best = self.evaluations_since_best(start)
+        if self.patience_spent(since_best, start, records):
+            return state, last_record
+        for step in range(start, t.steps):
             batch = data.train[step]
             tokens += task.batch_tokens(batch) * self.processes  # every process has its share
             state, metrics = self.step_fn(state, self.placement.put_batch(batch), self.train_key)
+            self.poll_save()  # a failed save stops the run at the next step
             pending.append(metrics)
             records.advance()
             done = step + 1
@@ -275,17 +345,23 @@ class _Run:
                     with whole_batches():
                         task.on_log(self._host_params(state.params), done, data)
             improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
+            if do_eval:
+                since_best = 0 if improved else since_best + 1
+            early = bool(t.patience) and since_best >= t.patience and not last
+            do_save = do_save or early
             if do_save or improved:  # a new best is saved even between checkpoint steps
                 # an async save reads its arrays after the next steps have run: give it copies,
                 # since the next step donates (overwrites) the state's own buffers
                 (params, items), finite = self.snapshot_fn(state.checkpoint_items())
                 if not bool(finite):  # the step's guard makes this unreachable; never save such a state
                     self.fail_non_finite(done, f"the state to be saved at step {done} is not finite")
-                ckpt.save(self.manager, done, params, items, self.config_dict, metadata, record)
+                self.save(done, params, items, metadata, record)
                 best = record[t.best_metric] if improved else best
             if stop is not None:
                 self.interrupted(stop, done)
             pending, tokens, interval_start = [], 0, time.perf_counter()
+            if early and self.patience_spent(since_best, done, records):
+                break
         received = self.signals.received if self.signals is not None else None
         if received is not None and self.processes == 1:  # after the last step's save
             self.interrupted(received, int(jax.device_get(state.step)))
@@ -301,8 +377,92 @@ class _Run:
             return received or signal.SIGTERM  # the notice may have come from another process
         return self.signals.received if self.signals is not None else None
 
+    def evaluations_since_best(self, step: int) -> int:
+        """Evaluations up to ``step`` since the best ``train.best_metric`` so far, from the records
+        (so a resumed run counts on where it stopped)."""
+        t, best, since = self.t, None, 0
+        for record in read_records(self.workdir):
+            if record.get("step", 0) > step or t.best_metric not in record:
+                continue
+            if _better(record[t.best_metric], best, t.best_mode):
+                best, since = record[t.best_metric], 0
+            else:
+                since += 1
+        return since
+
+    def patience_spent(self, since_best: int, step: int, records: Records) -> bool:
+        """True (and says so, once) when early stopping ends the run at ``step``."""
+        if not self.t.patience or since_best < self.t.patience or step >= self.t.steps:
+            return False
+        if self.stopped_early is None:
+            records.message(f"early stop at step {step}: {self.t.best_metric} has not improved in "
+                            f"{since_best} evaluations (train.patience={self.t.patience})")
+        self.stopped_early = step
+        return True
+
+    # -- saving
+
+    def save(self, step: int, params, items, metadata: dict, record: dict | None) -> None:
+        self.poll_save(block=True)  # an error of the previous save names its own step
+        try:
+            ckpt.save(self.manager, step, params, items, self.config_dict, metadata, record)
+        except Exception as e:  # noqa: BLE001 - converted when it is a write error, else re-raised
+            error = self.write_error(e, step)
+            if error is None:
+                raise
+            raise error from e
+        self.saving = step
+
+    def poll_save(self, block: bool = False) -> None:
+        """Raises WorkdirWriteError if the save in flight failed; waits for it with ``block``."""
+        if self.saving is None or (not block and self.manager.is_saving_in_progress()):
+            return
+        step, self.saving = self.saving, None
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001
+            error = self.write_error(e, step)
+            if error is None:
+                raise
+            raise error from e
+
+    def write_error(self, error: BaseException, step: int | None = None) -> WorkdirWriteError | None:
+        """The one-line error for a failed write (of checkpoint ``step``), or None if it is not one."""
+        os_error = _os_error(error)
+        if os_error is None or (step is None and os_error.errno not in NO_SPACE):
+            return None
+        directory = ckpt.checkpoint_dir(self.workdir)
+        if step is not None:
+            what = f"checkpoint {step} in {directory}"
+            self.failed_save = step  # its partial files are removed once the manager is closed
+        else:
+            name = os.path.basename(os.fspath(os_error.filename)).removesuffix(".tmp") if os_error.filename else None
+            what = f"{name} in {self.workdir}" if name else f"into {self.workdir}"
+        how = "no space left" if os_error.errno in NO_SPACE else f"{os.strerror(os_error.errno).lower()} while"
+        done = complete_checkpoints(self.workdir)
+        last = done[-1] if done else None
+        kept = f"the last complete checkpoint is {last}" if last is not None else "no checkpoint is complete"
+        return WorkdirWriteError(f"{how} writing {what}; {kept}", last)
+
+    def close(self, quiet: bool = False) -> None:
+        """Waits for the save in flight and closes the manager; ``quiet`` after a failure."""
+        if self.manager is None:
+            return
+        try:
+            self.poll_save(block=True)
+            self.manager.wait_until_finished()
+            self.manager.close()
+        except Exception:
+            if not quiet:
+                raise
+        self.manager = None
+        if self.failed_save is not None:  # what a failed save wrote is space that a full disk needs
+            pattern = os.path.join(ckpt.checkpoint_dir(self.workdir), f"{self.failed_save}.orbax-checkpoint-tmp*")
+            for tmp in glob.glob(pattern):
+                shutil.rmtree(tmp, ignore_errors=True)
+
     def interrupted(self, signum: int, step: int) -> None:
-        self.manager.wait_until_finished()
+        self.poll_save(block=True)
         saved = self.manager.latest_step()
         name = signal.Signals(signum).name
         where = (f"saved checkpoint {saved} in {ckpt.checkpoint_dir(self.workdir)}" if saved is not None
@@ -339,7 +499,7 @@ class _Run:
         self.fail_non_finite(bad_step, what)
 
     def fail_non_finite(self, bad_step: int, what: str) -> None:
-        self.manager.wait_until_finished()  # saves in flight are of earlier, good steps
+        self.poll_save(block=True)  # saves in flight are of earlier, good steps
         last = self.manager.latest_step()
         where = (
             f"last good checkpoint is step {last} in {ckpt.checkpoint_dir(self.workdir)}"
@@ -377,6 +537,8 @@ class _Run:
     def finish(self, state: TrainState, last_record: dict, start: int, session_start: float) -> dict:
         """Final metrics: the last train averages, a validation pass, the task's ``final_eval``."""
         final: dict[str, Any] = {"steps": int(jax.device_get(state.step))}
+        if self.stopped_early is not None:
+            final["stopped_early_at"] = self.stopped_early
         if not last_record:  # nothing trained in this session: take the record of the resumed step
             kept = [r for r in read_records(self.workdir) if r.get("step") == start]
             last_record = kept[-1] if kept else {}
@@ -423,26 +585,54 @@ def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | 
     workdir = os.path.abspath(workdir)
     run = _Run(config, workdir, task, data, devices)
     # Process 0 alone makes and locks the workdir: the others must find it there (shared storage).
-    with Workdir(workdir, lock=run.primary, create=run.primary) as wd, \
-            _StopSignals(via_jax=run.processes > 1) as run.signals:
-        try:
+    wd = Workdir(workdir, lock=run.primary, create=run.primary)
+    try:
+        wd.__enter__()  # a fresh workdir that cannot be set up is removed again by Workdir
+    except WorkdirError:
+        raise
+    except OSError as e:
+        _raise_write_error(run, e, wd)
+    try:
+        with _StopSignals(via_jax=run.processes > 1) as run.signals, _orbax_errors_quiet():
             try:
-                state, resumed = run.open()
-            except distributed.WorkdirNotShared:
-                wd.discard()  # process 0 made it just now, for nothing
-                raise
-            start = int(jax.device_get(state.step))
-            records = Records(workdir, start, config.train.steps, progress_bar, enabled=run.primary)
-            try:
-                records.message(f"workdir {workdir}")
-                if resumed:
-                    records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
-                state, last_record = run.loop(state, records, session_start)
-            finally:
-                records.close()
-            run.manager.wait_until_finished()
-            return run.finish(state, last_record, start, session_start)
-        finally:
-            if run.manager is not None:
-                run.manager.wait_until_finished()
-                run.manager.close()
+                final = _session(run, progress_bar, session_start, wd)
+            except BaseException as e:
+                run.close(quiet=True)
+                _raise_write_error(run, e, wd)
+            run.close()
+            return final
+    finally:
+        wd.release()
+
+
+def _raise_write_error(run: _Run, e: BaseException, wd: Workdir):
+    """Re-raises ``e``, as a one-line WorkdirWriteError if it is a failed write; a fresh workdir
+    without a complete checkpoint is removed first."""
+    error = e if isinstance(e, WorkdirWriteError) else run.write_error(e)
+    if error is None:
+        raise e
+    if error.last_checkpoint is None and (wd.removed or wd.discard()):
+        error.args = (f"{error}; removed the new workdir {run.workdir}",)
+    if error is e:
+        raise e
+    raise error from e
+
+
+def _session(run: _Run, progress_bar: bool | None, session_start: float, wd: Workdir) -> dict:
+    workdir = run.workdir
+    try:
+        state, resumed = run.open()
+    except distributed.WorkdirNotShared:
+        wd.discard()  # process 0 made it just now, for nothing
+        raise
+    start = int(jax.device_get(state.step))
+    records = Records(workdir, start, run.t.steps, progress_bar, enabled=run.primary)
+    try:
+        records.message(f"workdir {workdir}")
+        if resumed:
+            records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
+        state, last_record = run.loop(state, records, session_start)
+    finally:
+        records.close()
+    run.poll_save(block=True)
+    return run.finish(state, last_record, start, session_start)

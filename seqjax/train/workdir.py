@@ -69,20 +69,26 @@ class Workdir:
         self.lock = lock
         self.create = create
         self.fresh = False
+        self.removed = False  # discard() removed it
         self._fd: int | None = None
 
     def __enter__(self) -> Workdir:
+        """Makes the directory and takes the lock; a fresh directory is removed again if taking
+        the lock fails for any reason but another holder (a full disk, say)."""
         check_path(self.path)
         if not self.create:
             return self
         self.fresh = not os.path.exists(self.path)
-        os.makedirs(self.path, exist_ok=True)
-        if self.lock:
-            try:
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            if self.lock:
                 self._acquire()
-            except BaseException:
-                self.fresh = False  # a busy workdir is someone else's: never remove it
-                raise
+        except WorkdirBusy:
+            self.fresh = False  # a busy workdir is someone else's: never remove it
+            raise
+        except BaseException:
+            self.discard()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -107,10 +113,10 @@ class Workdir:
             if same:
                 break
             os.close(fd)
+        self._fd = fd
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": round(time.time())})
         os.ftruncate(fd, 0)
         os.pwrite(fd, (record + "\n").encode(), 0)
-        self._fd = fd
 
     def release(self) -> None:
         """Removes the lock file and drops the lock (the removal first, while it is still held)."""
@@ -130,7 +136,7 @@ class Workdir:
             return False
         shutil.rmtree(self.path, ignore_errors=True)  # while still locked: no other run can be in it
         self.release()
-        self.fresh = False
+        self.fresh, self.removed = False, True
         return True
 
 
