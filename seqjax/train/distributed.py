@@ -14,10 +14,13 @@ waits for all the others to join.
 
 The trainer's multi-process rules (``loop.py``): every process trains on its own rows of each
 global batch (``seqjax.data.pipeline``), all of them call Orbax to save and restore, and process 0
-alone writes the records and runs the task's ``on_log`` and ``final_eval``. The workdir must be one
-directory that every process sees (shared storage): :func:`check_shared_workdir` fails when it
-visibly is not. A SIGTERM to any process stops every process at the same step, after a checkpoint
-(JAX's preemption sync point, :func:`preempted`).
+alone writes the records and runs the task's ``on_log`` and ``final_eval`` (on whole evaluation
+batches). The workdir must be one directory that every process sees (shared storage):
+:func:`check_shared_workdir` fails when it visibly is not. A SIGTERM or SIGINT to any process stops
+every process at the same step, after a checkpoint (JAX's preemption sync point, :func:`preempted`).
+A process that dies stops the others within the heartbeat timeout: at once when they are in a
+collective with it (the CLI then says so in one line) or when the coordinator (process 0) goes,
+else when JAX's heartbeat finds it missing (JAX then aborts them).
 
 ``python -m seqjax.train.multiprocess N COMMAND ...`` (:func:`main`) runs COMMAND as N local
 processes joined on a free localhost port (``./launch.sh multiprocess N EXPERIMENT ...``): how
@@ -177,16 +180,6 @@ def initialize(launch: Launch) -> None:
                                    f"Kubernetes) in the environment; give {ENV_COORDINATOR}, "
                                    f"{ENV_NUM_PROCESSES} and {ENV_PROCESS_ID} instead") from None
         raise DistributedError(f"could not start the distributed runtime ({launch.describe()}): {first}") from None
-
-
-def setup(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> tuple[Launch | None, list[str]]:
-    """The CLI's first step: takes the launch flags out of ``argv``, initializes JAX's runtime for a
-    multi-process launch, and returns ``(launch or None, the remaining argv)``."""
-    flags, rest = pop_flags(argv)
-    launch = resolve(flags, environ)
-    if launch is not None:
-        initialize(launch)
-    return launch, rest
 
 
 # ----------------------------------------------------------------------------- during a run
