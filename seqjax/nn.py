@@ -29,10 +29,10 @@ class Recurrent(nnx.Module):
     def __init__(self, cell: str | Cell, in_features: int, hidden_features: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, merge: str = "concat", init: str = "torch",
                  forget_bias: float = 0.0, bias: bool = True, dtype=jnp.float32, matmul_dtype=None,
-                 scan: str | None = None, fused: bool = True, remat: int = 0, deterministic: bool = False,
-                 rngs: nnx.Rngs):
+                 scan: str | None = None, fused: bool = True, remat: int = 0, cudnn: bool = False,
+                 deterministic: bool = False, rngs: nnx.Rngs):
         self.stack = Stack(make_cell(cell, matmul_dtype=matmul_dtype, scan=scan), num_layers, bidirectional, merge,
-                           dropout, fused=fused, remat=remat)
+                           dropout, fused=fused, remat=remat, cudnn=cudnn)
         self.in_features, self.hidden_features = in_features, hidden_features
         self.deterministic = deterministic
         self.bias = bias
@@ -99,7 +99,8 @@ class RNN(Recurrent):
 
 
 class LSTM(Recurrent):
-    """LSTM with PyTorch's gate order (i, f, g, o); final state is ``(h_n, c_n)``."""
+    """LSTM with PyTorch's gate order (i, f, g, o); final state is ``(h_n, c_n)``. ``cudnn=True``
+    runs it through cuDNN on a CUDA GPU (:mod:`seqjax.cudnn`)."""
 
     def __init__(self, in_features: int, hidden_features: int, **kw):
         super().__init__("lstm", in_features, hidden_features, **kw)

@@ -444,7 +444,9 @@ class Stack:
     bidirectional. Final states use PyTorch's ``(num_layers * num_directions, batch, hidden)``
     layout, ordered layer by layer with the forward direction first. Dropout (rate ``dropout``) is
     applied to each layer's output except the last, in training only. ``fused`` and ``remat``
-    are :func:`unroll`'s, for every layer (each layer checkpoints its own chunks).
+    are :func:`unroll`'s, for every layer (each layer checkpoints its own chunks). ``cudnn=True``
+    (LSTM only) runs all layers as one cuDNN call on a CUDA GPU, with the same params and results
+    (:mod:`seqjax.cudnn`; off by default).
     """
 
     cell: Cell
@@ -454,6 +456,7 @@ class Stack:
     dropout: float = 0.0
     fused: bool = True
     remat: int = 0
+    cudnn: bool = False
 
     carry_batch_axis = 1  # as a core (see step), the carry is (num_layers, batch, hidden)
 
@@ -466,6 +469,10 @@ class Stack:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         object.__setattr__(self, "remat", check_remat(self.remat))
+        if self.cudnn:
+            from seqjax import cudnn
+
+            cudnn.check_stack(self)
 
     @property
     def num_directions(self) -> int:
@@ -572,6 +579,11 @@ class Stack:
 
 def _run_stack(stack: Stack, params, xs, carry0, lengths, rng, train, unroll, time_major, hoist):
     """The layers of a checked, batched :class:`Stack` call."""
+    if stack.cudnn:
+        from seqjax import cudnn
+
+        return cudnn.lstm(params, xs, carry0, lengths=lengths, bidirectional=stack.bidirectional,
+                          time_major=time_major, impl=cudnn.STACK_IMPL)
     D = stack.num_directions
     h = xs if time_major else jnp.swapaxes(xs, 0, 1)
     kw = dict(lengths=lengths, unroll=unroll, time_major=True, hoist=hoist, fused=stack.fused, remat=stack.remat)
