@@ -38,7 +38,9 @@ import os
 import pkgutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 
 from absl import flags
 from ml_collections import config_flags
@@ -210,6 +212,21 @@ def fail(prog: str, message: str, code: int = 2):
     raise SystemExit(code) from None
 
 
+@contextmanager
+def one_line_warnings(prog: str):
+    """Python warnings as ``PROG: warning: MESSAGE``, one line each (not file, line and source)."""
+    previous = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None):
+        return f"{prog}: warning: {' '.join(str(message).split())}\n"
+
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
 def main(experiment: str, task_class: type[Task], load_data: Callable[[config_lib.ConfigDict], Data],
          argv: list[str] | None = None, *, verbs: Mapping[str, Verb] | None = None,
          configs_package: str | None = None) -> dict | object:
@@ -217,6 +234,11 @@ def main(experiment: str, task_class: type[Task], load_data: Callable[[config_li
 
     Returns the final metrics (or the verb's result). ``configs_package`` defaults to
     ``experiments.<experiment>.configs``."""
+    with one_line_warnings(f"experiments.{experiment}"):
+        return _main(experiment, task_class, load_data, argv, verbs, configs_package)
+
+
+def _main(experiment, task_class, load_data, argv, verbs, configs_package):
     argv = list(sys.argv[1:] if argv is None else argv)
     verbs = dict(verbs or {})
     if argv and argv[0] in verbs:
