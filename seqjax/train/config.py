@@ -112,6 +112,7 @@ def base_config() -> ConfigDict:
         best_metric="val_loss",  # a key of metrics.jsonl that ranks checkpoints
         best_mode="min",  # min | max
         final_eval="best",  # params given to the task's final_eval (test metrics): best | latest
+        patience=0,  # early stopping: stop after this many evaluations without a new best; 0: off
     ))
     config.eval = ConfigDict(dict(
         batch_size=256,  # examples per validation (and test) batch; the last batch is padded
@@ -135,12 +136,14 @@ def validate(config: ConfigDict) -> None:
     need(t.final_eval in ("best", "latest"), "final_eval", "expected 'best' or 'latest'")
     for key in ("steps", "batch_size", "log_every", "max_to_keep"):
         need(is_int(t[key]) and t[key] >= 1, key, "expected an integer >= 1")
-    for key in ("eval_every", "checkpoint_every", "warmup_steps"):
+    for key in ("eval_every", "checkpoint_every", "warmup_steps", "patience"):
         need(is_int(t[key]) and t[key] >= 0, key, "expected an integer >= 0")
     need(t.learning_rate > 0, "learning_rate", "expected a positive number")
     need(t.weight_decay >= 0, "weight_decay", "expected a number >= 0")
     need(t.clip_norm >= 0, "clip_norm", "expected a number >= 0 (0 turns clipping off)")
     need(0 <= t.momentum < 1, "momentum", "expected a number in [0, 1)")
+    if t.patience:
+        need(t.eval_every > 0, "patience", "early stopping counts evaluations; it needs train.eval_every > 0")
     if t.schedule == "cosine":
         need(t.warmup_steps < t.steps, "warmup_steps", "cosine needs warmup_steps < steps")
     check_inactive(config, base_config(), ["train.momentum"], t.optimizer == "sgd",
