@@ -7,6 +7,8 @@
 #   ./launch.sh EXPERIMENT [--workdir DIR] [--config FILE_OR_PRESET] [--config.KEY=VALUE ...]   train (or resume)
 #   ./launch.sh EXPERIMENT VERB --workdir DIR ...     use a trained run: chargen sample, sentiment predict,
 #                                    seq2seq translate, timeseries forecast (EXPERIMENT: any experiments/*/)
+#   ./launch.sh multiprocess N EXPERIMENT [ARGS ...]   train as N processes of one JAX run on this machine
+#                                    (a free localhost port joins them; how multi-process training is tested)
 #   ./launch.sh sweep EXPERIMENT --grid KEY=V1,V2 [--seeds N] [--emit] ...   an ablation (--help: all options)
 #   ./launch.sh claims [--quick]     measure the source articles' claims: sweeps -> docs/claims.md (--help)
 #   ./launch.sh bench [args]         benchmarks/rnn_throughput.py
@@ -16,6 +18,16 @@
 #   ACCEL=cpu|cuda|tpu   which jax build to install (default cpu). cuda installs jax[cuda12], tpu jax[tpu].
 #   TORCH=1              also install the [torch] extra (torch==2.13.0, a reference for parity tests and benchmarks).
 #   VENV=path            where the virtual environment lives (default .venv).
+#   SEQJAX_DISTRIBUTED=auto    several hosts: JAX detects the cluster (Cloud TPU, SLURM, Open MPI, Kubernetes);
+#   SEQJAX_COORDINATOR=HOST:PORT SEQJAX_NUM_PROCESSES=N SEQJAX_PROCESS_ID=I   or say it explicitly.
+#
+# Several hosts run the same command, with --workdir on storage that all of them mount:
+#   Cloud TPU pod:  gcloud compute tpus tpu-vm ssh NAME --zone ZONE --worker=all --command \
+#                     "cd seqjax && ACCEL=tpu SEQJAX_DISTRIBUTED=auto ./launch.sh chargen --workdir /mnt/shared/run1"
+#   SLURM (GPUs):   ACCEL=cuda ./launch.sh setup     # once, then one process per GPU:
+#                   srun --nodes=2 --ntasks-per-node=8 --gpus-per-node=8 \
+#                     env ACCEL=cuda SEQJAX_DISTRIBUTED=auto ./launch.sh chargen --workdir /shared/run1
+#   One machine:    ./launch.sh multiprocess 2 chargen --config tiny
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -81,11 +93,21 @@ case "$cmd" in
   bench)
     setup
     exec "$PY" benchmarks/rnn_throughput.py "$@" ;;
+  multiprocess)
+    n=${1:-}
+    exp=${2:-}
+    if ! [[ "$n" =~ ^[1-9][0-9]*$ ]] || ! [[ "$exp" =~ ^[a-z0-9_]+$ ]] || [ ! -f "experiments/$exp/__main__.py" ]; then
+      echo "launch.sh: usage: ./launch.sh multiprocess N EXPERIMENT [ARGS ...] (N >= 1 processes; got '${n}' '${exp}')" >&2
+      exit 2
+    fi
+    shift 2
+    setup
+    exec "$PY" -m seqjax.train.multiprocess "$n" "$PY" -m "experiments.$exp" "$@" ;;
   python)
     setup
     exec "$PY" "$@" ;;
   -h|--help|help)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
+    awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0" ;;
   *)
     if [[ "$cmd" =~ ^[a-z0-9_]+$ ]] && [ -f "experiments/$cmd/__main__.py" ]; then
       setup
@@ -97,6 +119,6 @@ case "$cmd" in
       sample) hint=" (sampling is now: ./launch.sh chargen sample --workdir DIR ...)";;
       predict) hint=" (prediction is now: ./launch.sh sentiment predict --workdir DIR ...)";;
     esac
-    echo "launch.sh: unknown command '$cmd'$hint. Expected setup, test, sweep, claims, bench, python, or an experiment: ${experiments% } (no command runs the main job)." >&2
+    echo "launch.sh: unknown command '$cmd'$hint. Expected setup, test, sweep, claims, bench, multiprocess, python, or an experiment: ${experiments% } (no command runs the main job)." >&2
     exit 2 ;;
 esac

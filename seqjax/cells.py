@@ -39,6 +39,36 @@ recurrent matmul::
 
 Both variants keep PyTorch's meaning of z (z = 1 keeps the old state); the articles' z is 1 − z.
 
+Linear-recurrence cells. Their gates read only the input, so the whole input projection
+``u = W_ih x + b_ih`` (``w_ih`` ``(G*H, I)``, ``b_ih`` ``(G*H,)``; no ``w_hh``, no ``b_hh``) is
+computed for all steps at once, and what remains is the elementwise recurrence
+``h' = a ⊙ h + b`` of :mod:`seqjax.scan`, evaluated as ``scan`` says (``auto``, ``sequential``,
+``chunked``, ``associative``). ``step`` is the same recurrence one step at a time, for decoding.
+
+minGRU (Feng et al. 2024, "Were RNNs All We Needed?"), gate blocks (z, h̃)::
+
+    z = σ(u_z)        h' = (1 − z) ⊙ h + z ⊙ u_h̃
+
+minLSTM (same paper), gate blocks (f, i, h̃), the two gates normalised to sum to one::
+
+    f = σ(u_f)   i = σ(u_i)   h' = f/(f+i) ⊙ h + i/(f+i) ⊙ u_h̃
+
+computed as ``f/(f+i) = σ(log f − log i)`` with ``log σ(u) = −softplus(−u)``, so that two
+saturated gates give no 0/0.
+
+RG-LRU (De et al. 2024, Griffin), gate blocks (r, i, v), and ``a_param`` ``(H,)`` (Λ)::
+
+    r = σ(u_r)   i = σ(u_i)   log a = −c r softplus(−Λ)   (a = σ(Λ)^(c r), c = 8)
+    h' = a ⊙ h + sqrt(1 − a²) ⊙ (i ⊙ u_v)
+
+Griffin feeds the RG-LRU a width-H input from a linear layer in front of it; here that layer is the
+third block (``u_v``), so input and hidden sizes may differ. ``Λ`` starts so that ``a^c`` is
+uniform in [0.9, 0.999], as in the paper. ``1 − a²`` is computed as ``−expm1(2 log a)``.
+
+Initialisation of these cells: ``torch`` draws ``w_ih`` and ``b_ih`` from U(±1/√I), as
+``torch.nn.Linear(I, G*H)`` does; ``xavier_orthogonal`` and ``he_orthogonal`` draw ``w_ih`` as for
+the classic cells (there is no recurrent matrix to make orthogonal) with zero biases.
+
 The fused rule. A cell whose gates are a function of one pre-activation
 ``a = W_ih x + b_ih + W_hh h + b_hh`` (the RNN and the LSTM) writes that function once, as
 :meth:`Cell.gates`, and its derivative once, as :meth:`Cell.gates_bwd`. ``step`` is the two
@@ -58,9 +88,14 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from seqjax.scan import SCAN_CHOICES
+
 Params = dict[str, jax.Array]
 
-CELL_NAMES = ("rnn", "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_cho")
+CELL_NAMES = ("rnn", "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_cho", "mingru", "minlstm", "rglru")
+LINEAR_KINDS = ("mingru", "minlstm", "rglru")  # gates read the input only: h' = a ⊙ h + b
+KINDS = ("rnn", "lstm", "gru", *LINEAR_KINDS)
+RGLRU_C = 8.0  # the RG-LRU's fixed exponent scale c
 INIT_SCHEMES = ("torch", "xavier_orthogonal", "he_orthogonal")
 MATMUL_DTYPES = ("float32", "bfloat16")
 _WEIGHTS = ("w_ih", "w_hh")
@@ -122,27 +157,40 @@ def _shape(a) -> tuple:
 class Cell:
     """One recurrent cell kind. Build it with :func:`make_cell` or use the module constants."""
 
-    kind: str  # "rnn" | "lstm" | "gru"
+    kind: str  # "rnn" | "lstm" | "gru" | "mingru" | "minlstm" | "rglru"
     activation: str = "tanh"  # rnn only: "tanh" | "relu"
     variant: str = "torch"  # gru only: "torch" | "cho"
     # "bfloat16" (or jnp.bfloat16): matmul operands rounded to bfloat16, products summed in
     # float32; gates, state and parameters keep their dtype (mixed precision). None: full precision.
     matmul_dtype: str | None = None
+    # linear-recurrence cells only: how unroll evaluates h' = a ⊙ h + b over a sequence
+    # ("auto" picks per backend, seqjax.scan.default_method)
+    scan: str = "auto"
 
     def __post_init__(self):
-        if self.kind not in ("rnn", "lstm", "gru"):
-            raise ValueError(f"unknown cell kind {self.kind!r}; expected one of 'rnn', 'lstm', 'gru'")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown cell kind {self.kind!r}; expected one of {', '.join(map(repr, KINDS))}")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"unknown RNN activation {self.activation!r}; expected 'tanh' or 'relu'")
         if self.variant not in ("torch", "cho"):
             raise ValueError(f"unknown GRU variant {self.variant!r}; expected 'torch' or 'cho'")
+        if self.scan not in SCAN_CHOICES:
+            raise ValueError(f"unknown scan {self.scan!r}; expected one of {SCAN_CHOICES}")
+        if self.scan != "auto" and not self.is_linear:
+            raise ValueError(f"scan={self.scan!r} applies to the linear-recurrence cells ({', '.join(LINEAR_KINDS)}), "
+                             f"not {self.name}")
         # one spelling per precision, so that equal cells hash alike (one jit cache entry)
         object.__setattr__(self, "matmul_dtype", matmul_dtype_name(self.matmul_dtype))
 
     # ---------------------------------------------------------------- shapes
     @property
     def num_gates(self) -> int:
-        return {"rnn": 1, "lstm": 4, "gru": 3}[self.kind]
+        return {"rnn": 1, "lstm": 4, "gru": 3, "mingru": 2, "minlstm": 3, "rglru": 3}[self.kind]
+
+    @property
+    def is_linear(self) -> bool:
+        """Whether the gates read only the input, leaving ``h' = a ⊙ h + b`` (minGRU, minLSTM, RG-LRU)."""
+        return self.kind in LINEAR_KINDS
 
     @property
     def name(self) -> str:
@@ -160,6 +208,8 @@ class Cell:
 
     def sizes(self, params: Params) -> tuple[int, int]:
         """``(input_size, hidden_size)`` read off a params dict, with a clear error if malformed."""
+        if self.is_linear:
+            return self._linear_sizes(params)
         if not isinstance(params, dict) or any(k not in params for k in _WEIGHTS):
             got = sorted(params) if isinstance(params, dict) else type(params).__name__
             raise ValueError(f"{self.name} params must be a dict with 'w_ih', 'w_hh' (and 'b_ih', 'b_hh' "
@@ -178,6 +228,24 @@ class Cell:
             if k in params and _shape(params[k]) != (w_hh[0],):
                 raise ValueError(f"{self.name} expects {k} of shape ({G}*H,) = ({w_hh[0]},), got {_shape(params[k])}")
         return w_ih[1], w_hh[1]
+
+    def _linear_sizes(self, params: Params) -> tuple[int, int]:
+        G = self.num_gates
+        needed = ("w_ih", "a_param") if self.kind == "rglru" else ("w_ih",)
+        allowed = {*needed, "b_ih"}
+        if not isinstance(params, dict) or any(k not in params for k in needed) or set(params) - allowed:
+            got = sorted(params) if isinstance(params, dict) else type(params).__name__
+            raise ValueError(f"{self.name} params must be a dict with {', '.join(map(repr, needed))} (and 'b_ih' "
+                             f"unless the cell has no bias); got {got}")
+        w_ih = _shape(params["w_ih"])
+        if len(w_ih) != 2 or w_ih[0] % G or w_ih[0] == 0:
+            raise ValueError(f"{self.name} expects w_ih of shape ({G}*H, I); got {w_ih}")
+        H = w_ih[0] // G
+        want = {"b_ih": (G * H,), "a_param": (H,)}
+        for k, shape in want.items():
+            if k in params and _shape(params[k]) != shape:
+                raise ValueError(f"{self.name} expects {k} of shape {shape} (hidden size {H}), got {_shape(params[k])}")
+        return w_ih[1], H
 
     # ------------------------------------------------------------------ init
     def init(self, key: jax.Array, input_size: int, hidden_size: int, *, init: str = "torch",
@@ -202,6 +270,8 @@ class Cell:
             raise ValueError(f"forget_bias={forget_bias} needs the biases; got bias=False")
         G, H, I = self.num_gates, hidden_size, input_size
         k_ih, k_hh, k_bi, k_bh = jax.random.split(key, 4)
+        if self.is_linear:
+            return self._linear_init(k_ih, k_bi, k_hh, I, H, init, bias, dtype)
         if init == "torch":
             bound = 1.0 / math.sqrt(H)
             u = lambda k, shape: jax.random.uniform(k, shape, dtype, -bound, bound)
@@ -221,6 +291,27 @@ class Cell:
             params["b_ih"] = params["b_ih"].at[H:2 * H].add(forget_bias)
         if not bias:
             del params["b_ih"], params["b_hh"]
+        return params
+
+    def _linear_init(self, k_w, k_b, k_a, I, H, init, bias, dtype) -> Params:
+        G = self.num_gates
+        if init == "torch":  # as torch.nn.Linear(I, G*H)
+            bound = 1.0 / math.sqrt(I)
+            params = {"w_ih": jax.random.uniform(k_w, (G * H, I), dtype, -bound, bound),
+                      "b_ih": jax.random.uniform(k_b, (G * H,), dtype, -bound, bound)}
+        else:
+            if init == "xavier_orthogonal":
+                lim = math.sqrt(6.0 / (I + H))
+                w = jax.random.uniform(k_w, (G * H, I), dtype, -lim, lim)
+            else:
+                w = jax.random.normal(k_w, (G * H, I), dtype) * math.sqrt(2.0 / I)
+            params = {"w_ih": w, "b_ih": jnp.zeros((G * H,), dtype)}
+        if self.kind == "rglru":
+            # a^c uniform in [0.9, 0.999]; a_param is its logit: log a - log(1 - a)
+            a = jax.random.uniform(k_a, (H,), jnp.float32, 0.9, 0.999) ** (1.0 / RGLRU_C)
+            params["a_param"] = (jnp.log(a) - jnp.log1p(-a)).astype(dtype)
+        if not bias:
+            del params["b_ih"]
         return params
 
     def initial_carry(self, batch_shape: tuple[int, ...] | int, hidden_size: int, dtype: Any = jnp.float32):
@@ -261,6 +352,10 @@ class Cell:
 
     def step_projected(self, params: Params, carry, gx: jax.Array):
         """One timestep from an already projected input ``gx = W_ih x + b_ih``."""
+        if self.is_linear:
+            a, b = self.coefficients(params, gx)
+            h = a * carry + b
+            return h, h
         w_hh, b_hh, mm = params["w_hh"], params.get("b_hh"), self.matmul_dtype
         carry = self._as_carry(carry)
         h = self.carry_hidden(carry)
@@ -282,6 +377,30 @@ class Cell:
             n = jnp.tanh(x_n + affine(r * h, w_hh[2 * H:], b_n, mm))
         h = (1.0 - z) * n + z * h
         return h, h
+
+    # --------------------------------------------------- linear recurrence
+    def coefficients(self, params: Params, gx: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(a, b)`` of ``h' = a ⊙ h + b`` from the projected input ``gx = W_ih x + b_ih``
+        ``(..., G*H)``, for any leading shape (linear-recurrence cells)."""
+        if not self.is_linear:
+            raise ValueError(f"{self.name} is not a linear-recurrence cell: its gates read h")
+        if self.kind == "mingru":
+            u_z, u_h = jnp.split(gx, 2, axis=-1)
+            z = jax.nn.sigmoid(u_z)
+            return 1.0 - z, z * u_h
+        if self.kind == "minlstm":
+            u_f, u_i, u_h = jnp.split(gx, 3, axis=-1)
+            # f/(f+i) = sigmoid(log f - log i), log sigmoid(u) = -softplus(-u)
+            a = jax.nn.sigmoid(jax.nn.softplus(-u_i) - jax.nn.softplus(-u_f))
+            return a, (1.0 - a) * u_h
+        u_r, u_i, u_v = jnp.split(gx, 3, axis=-1)
+        lam = params["a_param"].astype(gx.dtype)
+        log_a = -RGLRU_C * jax.nn.sigmoid(u_r) * jax.nn.softplus(-lam).reshape((1,) * (gx.ndim - 1) + lam.shape)
+        a = jnp.exp(log_a)
+        # sqrt(1 - a^2), its argument kept off zero so that the derivative stays finite
+        tiny = jnp.finfo(gx.dtype).tiny
+        scale = jnp.sqrt(jnp.maximum(-jnp.expm1(2.0 * log_a), tiny))
+        return a, scale * (jax.nn.sigmoid(u_i) * u_v)
 
     # ------------------------------------------------------------ fused rule
     @staticmethod
@@ -342,15 +461,21 @@ rnn_relu = Cell("rnn", activation="relu")
 lstm = Cell("lstm")
 gru = Cell("gru")
 gru_cho = Cell("gru", variant="cho")
+mingru = Cell("mingru")
+minlstm = Cell("minlstm")
+rglru = Cell("rglru")
 
 _BY_NAME = {"rnn": rnn_tanh, "rnn_tanh": rnn_tanh, "rnn_relu": rnn_relu, "lstm": lstm, "gru": gru,
-            "gru_cho": gru_cho}
+            "gru_cho": gru_cho, "mingru": mingru, "minlstm": minlstm, "rglru": rglru}
 
 
-def make_cell(name: str | Cell, *, matmul_dtype: Any = None) -> Cell:
-    """A cell by name: ``rnn`` (= ``rnn_tanh``), ``rnn_relu``, ``lstm``, ``gru`` or ``gru_cho``.
+def make_cell(name: str | Cell, *, matmul_dtype: Any = None, scan: str | None = None) -> Cell:
+    """A cell by name: ``rnn`` (= ``rnn_tanh``), ``rnn_relu``, ``lstm``, ``gru``, ``gru_cho``,
+    ``mingru``, ``minlstm`` or ``rglru``.
 
-    ``matmul_dtype="bfloat16"`` (or ``jnp.bfloat16``) gives its mixed-precision form (see :class:`Cell`)."""
+    ``matmul_dtype="bfloat16"`` (or ``jnp.bfloat16``) gives its mixed-precision form (see :class:`Cell`).
+    ``scan`` (linear-recurrence cells) picks the evaluation over time: ``auto``, ``sequential``,
+    ``chunked`` or ``associative`` (:mod:`seqjax.scan`); ``None`` keeps the cell's own."""
     if isinstance(name, Cell):
         cell = name
     else:
@@ -360,4 +485,9 @@ def make_cell(name: str | Cell, *, matmul_dtype: Any = None) -> Cell:
             raise ValueError(f"unknown cell {name!r}; expected one of {CELL_NAMES}") from None
     if matmul_dtype is not None:
         cell = dataclasses.replace(cell, matmul_dtype=matmul_dtype)
+    if scan is not None and scan != cell.scan:
+        if scan != "auto" and not cell.is_linear:
+            raise ValueError(f"scan={scan!r} applies to the linear-recurrence cells ({', '.join(LINEAR_KINDS)}), "
+                             f"not {cell.name}")
+        cell = dataclasses.replace(cell, scan=scan)
     return cell

@@ -29,9 +29,10 @@ class Recurrent(nnx.Module):
     def __init__(self, cell: str | Cell, in_features: int, hidden_features: int, *, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, merge: str = "concat", init: str = "torch",
                  forget_bias: float = 0.0, bias: bool = True, dtype=jnp.float32, matmul_dtype=None,
-                 fused: bool = True, deterministic: bool = False, rngs: nnx.Rngs):
-        self.stack = Stack(make_cell(cell, matmul_dtype=matmul_dtype), num_layers, bidirectional, merge, dropout,
-                           fused=fused)
+                 scan: str | None = None, fused: bool = True, remat: int = 0, deterministic: bool = False,
+                 rngs: nnx.Rngs):
+        self.stack = Stack(make_cell(cell, matmul_dtype=matmul_dtype, scan=scan), num_layers, bidirectional, merge,
+                           dropout, fused=fused, remat=remat)
         self.in_features, self.hidden_features = in_features, hidden_features
         self.deterministic = deterministic
         self.bias = bias
@@ -46,6 +47,9 @@ class Recurrent(nnx.Module):
         self.rngs = rngs["dropout"].fork() if dropout > 0 else nnx.data(None)
 
     def _fields(self):
+        if self.stack.cell.is_linear:  # an input projection only (and the RG-LRU's a_param)
+            fields = (_FIELDS[0], _FIELDS[2]) if self.bias else (_FIELDS[0],)
+            return fields + ((("a_param", "a_param"),) if self.stack.cell.kind == "rglru" else ())
         return _FIELDS if self.bias else _FIELDS[:2]
 
     @property
@@ -107,3 +111,25 @@ class GRU(Recurrent):
     def __init__(self, in_features: int, hidden_features: int, *, variant: str = "torch", **kw):
         super().__init__("gru" if variant == "torch" else Cell("gru", variant=variant), in_features,
                          hidden_features, **kw)
+
+
+class MinGRU(Recurrent):
+    """minGRU, ``h' = (1 − z) ⊙ h + z ⊙ h̃`` with ``z`` and ``h̃`` from the input only (a parallel-scan
+    cell: see :mod:`seqjax.scan`); ``scan`` picks the evaluation."""
+
+    def __init__(self, in_features: int, hidden_features: int, **kw):
+        super().__init__("mingru", in_features, hidden_features, **kw)
+
+
+class MinLSTM(Recurrent):
+    """minLSTM, forget and input gates from the input only, normalised to sum to one."""
+
+    def __init__(self, in_features: int, hidden_features: int, **kw):
+        super().__init__("minlstm", in_features, hidden_features, **kw)
+
+
+class RGLRU(Recurrent):
+    """The RG-LRU of Griffin, with an input projection in front (see :mod:`seqjax.cells`)."""
+
+    def __init__(self, in_features: int, hidden_features: int, **kw):
+        super().__init__("rglru", in_features, hidden_features, **kw)

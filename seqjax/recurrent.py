@@ -9,6 +9,17 @@ timestep itself. Anything with a ``step(params, carry, x) -> (carry, y)`` method
 can be unrolled: the cells of :mod:`seqjax.cells`, a single-direction :class:`Stack`, and the
 autoregressive cores of :mod:`seqjax.structures` and :mod:`seqjax.decoding`.
 
+Linear-recurrence cells (``mingru``, ``minlstm``, ``rglru``): :func:`unroll` projects every
+step's input at once, turns it into the coefficients of ``h' = a ⊙ h + b``, and evaluates that
+with :func:`seqjax.scan.linear_scan` by the cell's ``scan`` method. Padded steps get ``a = 1``,
+``b = 0``, which holds the state exactly as the masked loop does.
+
+Rematerialisation: ``remat=k`` cuts the sequence into chunks of ``k`` steps and wraps each in
+``jax.checkpoint``. Training then keeps only the carry at each chunk boundary (``T/k`` carries) and
+recomputes one chunk's steps at a time in the backward pass: memory for the recurrence grows as
+``T/k + k`` instead of ``T``, for about one more forward pass of time. The values and gradients
+are those of the plain loop.
+
 Variable-length batches: with ``lengths``, step ``t`` of sequence ``b`` is real iff
 ``t < lengths[b]``. On padded steps the carry is held and the output is zero. The reverse direction
 starts from ``carry0`` at each sequence's own last real step, so a padded batch gives exactly the
@@ -35,6 +46,7 @@ from jax.interpreters import partial_eval as pe
 
 from seqjax import _fast
 from seqjax.cells import Cell, make_cell
+from seqjax.scan import linear_scan
 
 MERGE_MODES = ("concat", "sum", "mean")
 
@@ -143,8 +155,17 @@ def _compute_dtype(*trees):
     return jnp.result_type(*dtypes) if dtypes else jnp.dtype(jnp.float32)
 
 
+def check_remat(remat) -> int:
+    """A ``remat`` setting as steps per checkpointed chunk: a non-negative int, 0 (or ``None``) off."""
+    if remat is None:
+        return 0
+    if not isinstance(remat, (int, np.integer)) or isinstance(remat, bool) or remat < 0:
+        raise ValueError(f"remat must be a whole number of steps per checkpoint (0 = off), got {remat!r}")
+    return int(remat)
+
+
 def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False, unroll: int = 1,
-           time_major: bool = False, hoist: bool | None = None, fused: bool = True):
+           time_major: bool = False, hoist: bool | None = None, fused: bool = True, remat: int = 0):
     """Run ``cell.step`` over time. Returns ``(final_carry, ys)``.
 
     Args:
@@ -162,8 +183,13 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
         (:func:`default_hoist`).
       fused: static switch for the cells with a fused rule (RNN, LSTM). ``True`` runs them through
         :mod:`seqjax._fast`: the same outputs, with a hand-written backward pass that computes the
-        weight gradients with a few big matmuls (faster training). ``False`` runs the plain
-        ``lax.scan`` differentiated by JAX. Other cells and cores always take the scan.
+        weight gradients with a few big matmuls (faster training). For the linear-recurrence
+        cells, ``True`` evaluates the recurrence with :func:`seqjax.scan.linear_scan` (the cell's
+        ``scan`` method, its own backward rule). ``False`` runs the plain ``lax.scan`` of
+        ``cell.step``, differentiated by JAX. Other cells and cores always take the scan.
+      remat: ``k > 0`` checkpoints every ``k`` steps (``jax.checkpoint`` over chunks of ``k``):
+        training memory for the recurrence grows with ``T/k + k`` rather than ``T``, at the cost
+        of recomputing the forward pass in the backward one. 0 (the default) stores every step.
 
     Forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``) of a function that calls ``unroll`` works
     with either setting: under forward mode the call takes the plain scan. ``jax.hessian`` works
@@ -186,9 +212,10 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
     if not isinstance(unroll, int) or isinstance(unroll, bool) or unroll < 1:
         raise ValueError(f"unroll must be a positive int, got {unroll!r}")
     hoist = default_hoist() if hoist is None else bool(hoist)
+    remat = check_remat(remat)
 
     if not isinstance(cell, Cell):
-        return _unroll_core(cell, params, xs, carry0, lengths, bool(reverse), unroll, time_major)
+        return _unroll_core(cell, params, xs, carry0, lengths, bool(reverse), unroll, time_major, remat)
 
     _, hidden = _check_inputs(cell, params, xs, time_major)
     single = xs.ndim == 2
@@ -202,7 +229,8 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
         carry0 = None if carry0 is None else jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], carry0)
         lengths = None if lengths is None else jnp.reshape(lengths, (1,))
     run = _unroll_cell_jit if _eager(params, xs, carry0, lengths) else _unroll_cell
-    final, ys = run(cell, params, xs, carry0, lengths, bool(reverse), unroll, time_major, hoist, bool(fused))
+    final, ys = run(cell, params, xs, carry0, lengths, bool(reverse), unroll, time_major, hoist, bool(fused),
+                    remat)
     if single:
         return jax.tree_util.tree_map(lambda a: a[0], final), ys[:, 0]
     return final, ys
@@ -211,7 +239,7 @@ def unroll(cell, params, xs, carry0=None, *, lengths=None, reverse: bool = False
 _unroll = unroll  # the name `unroll` is also a keyword argument below
 
 
-def _unroll_cell(cell: Cell, params, xs, carry0, lengths, reverse, unroll, time_major, hoist, fused):
+def _unroll_cell(cell: Cell, params, xs, carry0, lengths, reverse, unroll, time_major, hoist, fused, remat=0):
     """A checked, batched cell unroll: promotes dtypes, fills the zero carry, picks the loop."""
     dtype = _compute_dtype(params, xs, carry0)
     xs = xs.astype(dtype) if xs.dtype != dtype else xs
@@ -220,18 +248,84 @@ def _unroll_cell(cell: Cell, params, xs, carry0, lengths, reverse, unroll, time_
     else:
         carry0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), carry0)
     carry0 = _fast.match_varying(carry0, params, xs, lengths)  # under shard_map
-    if fused and _fast.supports(cell) and not _forward_mode((params, xs, carry0)):
-        return _fast.fused_unroll(cell, params, xs, carry0, lengths, reverse=reverse, time_major=time_major,
-                                  opts=_fast.default_options(hoist=hoist, unroll=unroll))
-    return _scan(cell, params, xs, carry0, lengths, reverse=reverse, unroll=unroll, time_major=time_major,
-                 hoist=hoist)
+    forward_mode = _forward_mode((params, xs, carry0))
+    if fused and _fast.supports(cell) and not forward_mode:
+        opts = _fast.default_options(hoist=hoist, unroll=unroll)
+
+        def run(xs, carry0, lengths):
+            return _fast.fused_unroll(cell, params, xs, carry0, lengths, reverse=reverse, time_major=time_major,
+                                      opts=opts)
+    elif fused and cell.is_linear:
+        def run(xs, carry0, lengths):
+            return _linear_unroll(cell, params, xs, carry0, lengths, reverse=reverse, unroll=unroll,
+                                  time_major=time_major, custom_grad=not forward_mode)
+    else:
+        def run(xs, carry0, lengths):
+            return _scan(cell, params, xs, carry0, lengths, reverse=reverse, unroll=unroll, time_major=time_major,
+                         hoist=hoist)
+    if remat:
+        return _rematerialised(run, xs, carry0, lengths, reverse=reverse, time_major=time_major, k=remat)
+    return run(xs, carry0, lengths)
 
 
-# positions: cell, reverse, unroll, time_major, hoist, fused are static
-_unroll_cell_jit = jax.jit(_unroll_cell, static_argnums=(0, 5, 6, 7, 8, 9))
+# positions: cell, reverse, unroll, time_major, hoist, fused, remat are static
+_unroll_cell_jit = jax.jit(_unroll_cell, static_argnums=(0, 5, 6, 7, 8, 9, 10))
 
 
-def _unroll_core(core, params, xs, carry0, lengths, reverse, unroll, time_major):
+def _linear_unroll(cell: Cell, params, xs, carry0, lengths, *, reverse, unroll, time_major, custom_grad):
+    """A linear-recurrence cell over a batch: all input projections at once, then the elementwise
+    recurrence by the cell's ``scan`` method. Padded steps get ``a = 1, b = 0`` (the state is held)
+    and a zero output, as in the masked loop."""
+    xs_t = xs if time_major else jnp.swapaxes(xs, 0, 1)
+    a, b = cell.coefficients(params, cell.project_input(params, xs_t))
+    valid = None
+    if lengths is not None:
+        valid = (jnp.arange(xs_t.shape[0])[:, None] < lengths[None, :])[..., None]
+        a = jnp.where(valid, a, jnp.ones_like(a))
+        b = jnp.where(valid, b, jnp.zeros_like(b))
+    hs = linear_scan(a, b, carry0, reverse=reverse, method=cell.scan, unroll=unroll, custom_grad=custom_grad)
+    final = hs[0] if reverse else hs[-1]
+    ys = hs if valid is None else jnp.where(valid, hs, jnp.zeros_like(hs))
+    return final, (ys if time_major else jnp.swapaxes(ys, 0, 1))
+
+
+def _rematerialised(run, xs, carry0, lengths, *, reverse, time_major, k):
+    """``run(xs, carry0, lengths) -> (final, ys)`` over chunks of ``k`` steps, each chunk under
+    ``jax.checkpoint``: the backward pass keeps the carries between chunks and recomputes each
+    chunk's inside. ``xs`` may be any pytree whose leaves have time on axis 0 (``time_major``) or 1.
+    The last ``T mod k`` steps (the first ones run, when ``reverse``) are one shorter chunk."""
+    ax = 0 if time_major else 1
+    T = jax.tree_util.tree_leaves(xs)[0].shape[ax]
+    if k >= T:
+        return run(xs, carry0, lengths)
+    n, rem = divmod(T, k)
+    tmap = jax.tree_util.tree_map
+    main = tmap(lambda a: jax.lax.slice_in_dim(a, 0, n * k, axis=ax), xs) if rem else xs
+    # chunks on a leading axis: (n, k, B, ...) or, batch-major, (n, B, k, ...)
+    chunks = tmap(lambda a: jnp.moveaxis(a.reshape(a.shape[:ax] + (n, k) + a.shape[ax + 1:]), ax, 0), main)
+
+    @jax.checkpoint
+    def body(carry, inp):
+        xs_c, offset = inp
+        return run(xs_c, carry, None if lengths is None else lengths - offset)
+
+    def run_tail(carry):
+        tail = tmap(lambda a: jax.lax.slice_in_dim(a, n * k, T, axis=ax), xs)
+        return run(tail, carry, None if lengths is None else lengths - n * k)
+
+    carry = carry0
+    if rem and reverse:  # the reverse direction meets the last steps first
+        carry, ys_tail = run_tail(carry)
+    carry, ys = jax.lax.scan(body, carry, (chunks, jnp.arange(n, dtype=jnp.int32) * k), reverse=reverse)
+    if rem and not reverse:
+        carry, ys_tail = run_tail(carry)
+    ys = tmap(lambda a: jnp.moveaxis(a, 0, ax).reshape(a.shape[1:ax + 1] + (n * k,) + a.shape[ax + 2:]), ys)
+    if rem:
+        ys = tmap(lambda a, b: jnp.concatenate([a, b], axis=ax), ys, ys_tail)
+    return carry, ys
+
+
+def _unroll_core(core, params, xs, carry0, lengths, reverse, unroll, time_major, remat=0):
     """Unroll a generic core (anything with ``step``)."""
     if carry0 is None:
         raise ValueError(f"carry0 is required to unroll a generic core ({_kind_of(core)})")
@@ -244,8 +338,13 @@ def _unroll_core(core, params, xs, carry0, lengths, reverse, unroll, time_major)
     if lengths is not None:
         lengths = check_lengths(lengths, B, T)
         _check_batch_axes(core, carry0, B)
-    return _scan(core, params, xs, carry0, lengths, reverse=reverse, unroll=unroll, time_major=time_major,
-                 hoist=False)
+
+    def run(xs, carry0, lengths):
+        return _scan(core, params, xs, carry0, lengths, reverse=reverse, unroll=unroll, time_major=time_major,
+                     hoist=False)
+    if remat:
+        return _rematerialised(run, xs, carry0, lengths, reverse=reverse, time_major=time_major, k=remat)
+    return run(xs, carry0, lengths)
 
 
 def _scan(core, params, xs, carry0, lengths, *, reverse, unroll, time_major, hoist):
@@ -344,8 +443,8 @@ class Stack:
     Params are a list with one dict per layer, ``{"fwd": cell_params}`` plus ``"bwd"`` when
     bidirectional. Final states use PyTorch's ``(num_layers * num_directions, batch, hidden)``
     layout, ordered layer by layer with the forward direction first. Dropout (rate ``dropout``) is
-    applied to each layer's output except the last, in training only. ``fused`` is
-    :func:`unroll`'s static switch, for every layer.
+    applied to each layer's output except the last, in training only. ``fused`` and ``remat``
+    are :func:`unroll`'s, for every layer (each layer checkpoints its own chunks).
     """
 
     cell: Cell
@@ -354,6 +453,7 @@ class Stack:
     merge: str = "concat"
     dropout: float = 0.0
     fused: bool = True
+    remat: int = 0
 
     carry_batch_axis = 1  # as a core (see step), the carry is (num_layers, batch, hidden)
 
@@ -365,6 +465,7 @@ class Stack:
             raise ValueError(f"unknown merge mode {self.merge!r}; expected one of {MERGE_MODES}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "remat", check_remat(self.remat))
 
     @property
     def num_directions(self) -> int:
@@ -473,7 +574,7 @@ def _run_stack(stack: Stack, params, xs, carry0, lengths, rng, train, unroll, ti
     """The layers of a checked, batched :class:`Stack` call."""
     D = stack.num_directions
     h = xs if time_major else jnp.swapaxes(xs, 0, 1)
-    kw = dict(lengths=lengths, unroll=unroll, time_major=True, hoist=hoist, fused=stack.fused)
+    kw = dict(lengths=lengths, unroll=unroll, time_major=True, hoist=hoist, fused=stack.fused, remat=stack.remat)
     finals = []
     for layer, p in enumerate(params):
         c0 = None if carry0 is None else [jax.tree_util.tree_map(lambda a, i=layer * D + d: a[i], carry0)

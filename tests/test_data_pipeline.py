@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from seqjax.data import ArraySource, eval_batches, pipeline, read_csv, read_jsonl, train_batches
+from seqjax.data import ArraySource, eval_batches, pipeline, read_csv, read_jsonl, train_batches, whole_batches
 
 
 def _ids(batch):
@@ -64,6 +64,22 @@ def test_each_process_reads_its_rows_of_every_global_batch(monkeypatch):
         train_batches(source, 5, seed=0)
     with pytest.raises(ValueError, match=r"eval\.batch_size=7 is not divisible by the 2 JAX processes"):
         eval_batches(source, 7)
+
+
+def test_whole_batches_gives_every_process_the_whole_evaluation_batch(monkeypatch):
+    source = ArraySource(i=np.arange(7))
+    whole = [_ids(b) for b in eval_batches(source, 4)]  # one process: [[0..3], [4, 5, 6, 6]]
+    monkeypatch.setattr(pipeline.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(pipeline.jax, "process_index", lambda: 1)
+    val = eval_batches(source, 4)
+    assert [_ids(val[k]) for k in range(len(val))] == [[2, 3], [6, 6]]  # process 1's share
+    with whole_batches():
+        assert [_ids(val[k]) for k in range(len(val))] == whole
+        assert val[1]["weight"].tolist() == [1, 1, 1, 0]
+    assert _ids(val[0]) == [2, 3]  # the share again after the block
+    train = train_batches(source, 4, seed=0)
+    with whole_batches():  # training batches stay the process's share
+        assert len(_ids(train[0])) == 2
 
 
 def test_array_source_checks_lengths():

@@ -12,7 +12,7 @@
 TensorFlow Datasets itself is imported only when a TFDS source is used.
 """
 
-from seqjax.data.pipeline import WEIGHT, ArraySource, eval_batches, local_share, train_batches
+from seqjax.data.pipeline import WEIGHT, ArraySource, eval_batches, local_share, train_batches, whole_batches
 from seqjax.data.table import Table, read_csv, read_jsonl
 from seqjax.data.text import OOV_ID, PAD_ID, CharVocab, WordVocab, pad_batch, read_text_file, tokenize
 from seqjax.data.tfds_source import (
@@ -43,5 +43,6 @@ __all__ = [
     "to_records",
     "tokenize",
     "train_batches",
+    "whole_batches",
     "write_local_dataset",
 ]

@@ -23,11 +23,15 @@ shape). The last batch is filled up with copies of the final example.
 
 **Processes.** With ``P`` JAX processes, process ``p`` reads rows ``[p B/P, (p + 1) B/P)`` of
 every global batch, training and evaluation alike; the local batches of all processes, in
-process order, make up the one-process batch. ``B`` must be divisible by ``P``.
+process order, make up the one-process batch. ``B`` must be divisible by ``P``. Host-side code that
+one process runs alone (``Task.final_eval`` on process 0) reads whole evaluation batches inside
+:func:`whole_batches`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from collections.abc import Mapping
 
@@ -35,7 +39,7 @@ import grain
 import jax
 import numpy as np
 
-__all__ = ["WEIGHT", "ArraySource", "eval_batches", "local_share", "shuffle_seed", "train_batches"]
+__all__ = ["WEIGHT", "ArraySource", "eval_batches", "local_share", "shuffle_seed", "train_batches", "whole_batches"]
 
 WEIGHT = "weight"
 
@@ -95,8 +99,8 @@ def train_batches(source, batch_size: int, seed: int, *, shuffle: bool = True) -
 
 
 def eval_batches(source, batch_size: int, what: str = "eval.batch_size") -> grain.MapDataset:
-    """This process's rows of each padded evaluation batch (see the module docstring); ``len`` is
-    the number of batches (0 for an empty source)."""
+    """This process's rows of each padded evaluation batch (see the module docstring), or the whole
+    batches inside :func:`whole_batches`; ``len`` is the number of batches (0 for an empty source)."""
     ds = _dataset(source)
     n = len(ds)
     rows, index, count = local_share(batch_size, what)
@@ -105,4 +109,26 @@ def eval_batches(source, batch_size: int, what: str = "eval.batch_size") -> grai
     def example(i: int) -> dict[str, np.ndarray]:
         return {**ds[min(i, n - 1)], WEIGHT: np.float32(i < n)}
 
-    return grain.MapDataset.range(total).map(example).batch(rows)[index::count]
+    examples = grain.MapDataset.range(total).map(example)
+    share = examples.batch(rows)[index::count]
+    if count == 1:
+        return share
+    whole = examples.batch(batch_size)
+    return grain.MapDataset.range(len(whole)).map(lambda k: whole[k] if _whole.get() else share[k])
+
+
+_whole = contextvars.ContextVar("seqjax_whole_batches", default=False)
+
+
+@contextlib.contextmanager
+def whole_batches():
+    """Within this block, evaluation batches are whole in every process, not the process's share.
+
+    For host-side code that one process runs alone: the trainer runs ``Task.final_eval`` and
+    ``Task.on_log`` in it, on process 0, so that a test split built by :func:`eval_batches` is read
+    whole there. (Training batches are always the process's share.)"""
+    token = _whole.set(True)
+    try:
+        yield
+    finally:
+        _whole.reset(token)

@@ -8,6 +8,13 @@ Training (no verb)::
                                 experiments.<name>.configs.<preset> (default: 'default')
     --config.KEY=VALUE          set one field, typed by its current value (--config.KEY VALUE too)
 
+Several processes (``seqjax.train.distributed``; each process runs the same command line)::
+
+    --coordinator HOST:PORT --num_processes N --process_id I    an explicit multi-process launch
+    --distributed auto          JAX detects the cluster (Cloud TPU, SLURM, Open MPI, Kubernetes)
+                                (or SEQJAX_COORDINATOR, SEQJAX_NUM_PROCESSES, SEQJAX_PROCESS_ID,
+                                SEQJAX_DISTRIBUTED=auto in the environment)
+
 An inference verb (``sample``, ``predict``, ``translate``, ``forecast``) takes its own options,
 always with ``--workdir DIR`` of a trained run: ``python -m experiments.chargen sample --workdir W``.
 
@@ -38,12 +45,16 @@ import os
 import pkgutil
 import sys
 import time
+import traceback
+import warnings
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 
 from absl import flags
 from ml_collections import config_flags
 
 from seqjax.train import config as config_lib
+from seqjax.train import distributed
 from seqjax.train.checkpoint import ResumeError
 from seqjax.train.loop import Interrupted, NonFiniteLossError, WorkdirWriteError, train
 from seqjax.train.task import Data, Task
@@ -167,7 +178,8 @@ def parse_args(argv: list[str], configs_package: str) -> tuple[config_lib.Config
 
 def _usage(experiment: str, configs_package: str, verbs: Mapping[str, Verb]) -> str:
     presets = available_presets(configs_package)
-    doc = __doc__.split("\n\n")[2]
+    parts = __doc__.split("\n\n")
+    doc = parts[2] + "\n\nseveral processes:\n" + parts[4]
     verb = f"\n       python -m experiments.{experiment} {{{','.join(verbs)}}} --workdir DIR ..." if verbs else ""
     return (f"usage: python -m experiments.{experiment} [--workdir DIR] [--config FILE_OR_PRESET] "
             f"[--config.KEY=VALUE ...]{verb}\n{doc}\npresets: {', '.join(presets) or '(none)'}")
@@ -210,6 +222,44 @@ def fail(prog: str, message: str, code: int = 2):
     raise SystemExit(code) from None
 
 
+@contextmanager
+def one_line_warnings(prog: str):
+    """Python warnings as ``PROG: warning: MESSAGE``, one line each (not file, line and source)."""
+    previous = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None):
+        return f"{prog}: warning: {' '.join(str(message).split())}\n"
+
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
+def _abandon(prog: str, error: BaseException, where: str) -> None:
+    """Ends one process of a multi-process run after an error the others may not share.
+
+    The process exits at once (``os._exit``): JAX's runtime would otherwise hold it at exit
+    until every other process arrives, and they may be waiting for this one. Its peers then stop
+    too: a collective with it fails, or JAX's heartbeat finds it gone."""
+    if isinstance(error, KeyboardInterrupt):
+        print(f"{prog}: {where}: interrupted", file=sys.stderr)
+        code = 130
+    elif distributed.lost_peer(error):
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        print(f"{prog}: error: {where}: lost another process of the run ({type(error).__name__}: {first}); "
+              "see the other processes' output for why it stopped", file=sys.stderr)
+        code = 1
+    else:
+        traceback.print_exception(error)
+        print(f"{prog}: error: {where}: {type(error).__name__}: {error}", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(experiment: str, task_class: type[Task], load_data: Callable[[config_lib.ConfigDict], Data],
          argv: list[str] | None = None, *, verbs: Mapping[str, Verb] | None = None,
          configs_package: str | None = None) -> dict | object:
@@ -217,6 +267,11 @@ def main(experiment: str, task_class: type[Task], load_data: Callable[[config_li
 
     Returns the final metrics (or the verb's result). ``configs_package`` defaults to
     ``experiments.<experiment>.configs``."""
+    with one_line_warnings(f"experiments.{experiment}"):
+        return _main(experiment, task_class, load_data, argv, verbs, configs_package)
+
+
+def _main(experiment, task_class, load_data, argv, verbs, configs_package):
     argv = list(sys.argv[1:] if argv is None else argv)
     verbs = dict(verbs or {})
     if argv and argv[0] in verbs:
@@ -224,38 +279,67 @@ def main(experiment: str, task_class: type[Task], load_data: Callable[[config_li
     configs_package = configs_package or f"experiments.{experiment}.configs"
     prog = f"experiments.{experiment}"
     try:
+        launch_flags, argv = distributed.pop_flags(argv)
+        launch = distributed.resolve(launch_flags)
         if argv and not argv[0].startswith("-"):
             raise ConfigError(f"unknown command {argv[0]!r}; expected options"
                               + (f" or one of {', '.join(verbs)}" if verbs else ""))
         want_help = any(a in ("-h", "--help") for a in argv)
         config, workdir = parse_args([a for a in argv if a not in ("-h", "--help")], configs_package)
-    except ConfigError as e:
+    except (ConfigError, distributed.DistributedError) as e:
         fail(prog, str(e))
     if want_help:
         print(_usage(experiment, configs_package, verbs))
         print("\nconfig:\n" + str(config))
         raise SystemExit(0)
-    workdir = workdir or fresh_workdir(experiment)
+    if launch is not None:  # before anything touches a device
+        try:
+            distributed.initialize(launch)
+        except distributed.DistributedError as e:
+            fail(prog, str(e))
+    multi = launch is not None and distributed.process_count() > 1
+    where = f"process {distributed.process_index()} of {distributed.process_count()}" if multi else ""
+    if workdir is None:  # a fresh runs/<name>/<time>, named by process 0 for all of them
+        workdir = distributed.broadcast(fresh_workdir(experiment) if distributed.is_primary() else None,
+                                        "workdir") if multi else fresh_workdir(experiment)
     try:
         check_path(workdir)
     except WorkdirError as e:
         fail(prog, str(e))
+    try:
+        return _train(prog, config, workdir, task_class, load_data, multi)
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001
+        if not multi:
+            raise
+        _abandon(prog, e, where)
+
+
+def _train(prog: str, config, workdir: str, task_class, load_data, multi: bool) -> dict:
     # Read and check the data and build the model before anything is written: bad input (an empty
     # file, a bad label, an unprepared TFDS dataset, ...) is reported in one line, workdir untouched.
+    error = None
     try:
         data = load_data(config)
         task = task_class(config, data.metadata)
     except (ValueError, OSError, RuntimeError) as e:  # ConfigError is a ValueError
-        fail(prog, str(e))
+        error = str(e)
+    if multi:  # every process stops if one cannot start, all together
+        errors = distributed.gather(error or "", "start", timeout_s=distributed.FINAL_WAIT_S)
+        error = next((f"process {i}: {e}" if len(set(errors)) > 1 else e for i, e in enumerate(errors) if e), None)
+    if error is not None:
+        fail(prog, error)
     try:
         final = train(config, workdir, task, data)
-    except (ResumeError, ConfigError, WorkdirError) as e:
+    except (ResumeError, ConfigError, WorkdirError) as e:  # WorkdirError: busy, a file, not shared
         fail(prog, str(e))
     except (NonFiniteLossError, WorkdirWriteError) as e:
         fail(prog, str(e), code=1)
     except Interrupted as e:
         fail(prog, f"{e}; rerun with --workdir {workdir} to resume", code=e.exit_code)
-    print("final: " + " ".join(f"{k}={_format_value(v)}" for k, v in final.items()), flush=True)
-    print(f"{prog}: results in {os.path.abspath(workdir)}; rerun with --workdir {workdir} to resume "
-          "(raise --config.train.steps to train on)", flush=True)
+    if distributed.is_primary():
+        print("final: " + " ".join(f"{k}={_format_value(v)}" for k, v in final.items()), flush=True)
+        print(f"{prog}: results in {os.path.abspath(workdir)}; rerun with --workdir {workdir} to resume "
+              "(raise --config.train.steps to train on)", flush=True)
     return final

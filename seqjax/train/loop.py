@@ -4,6 +4,14 @@ A run is a pure function of its config: step ``s`` trains on ``data.train[s]`` w
 ``fold_in(train_key, s)``. Rerunning with the same workdir restores the latest checkpoint and
 continues, so an interrupted run ends with the same params, bit for bit, as an uninterrupted one.
 
+With several JAX processes (``seqjax.train.distributed``) every process runs this loop on its own
+rows of each global batch and calls Orbax for every save and restore; process 0 alone writes
+``config.json``, the records, ``final.json`` and whatever the task's ``on_log`` and ``final_eval``
+write, and those two run on process 0 only, with the params as host (numpy) arrays and whole
+evaluation batches (``seqjax.data.whole_batches``). A SIGTERM or
+SIGINT to any process stops all of them at one step, the one JAX's preemption sync point names,
+after a checkpoint of it.
+
 The host syncs with the device only at log, eval and checkpoint points. That is also where a
 bad step (a non-finite loss or gradient, or an update that would make the state non-finite),
 recorded by the jitted step in ``state.bad_step``, stops the run. The bad update is never
@@ -42,8 +50,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seqjax.data.pipeline import whole_batches
 from seqjax.train import checkpoint as ckpt
 from seqjax.train import config as config_lib
+from seqjax.train import distributed
 from seqjax.train.records import Records, plot_losses, read_records
 from seqjax.train.state import (
     Placement,
@@ -142,23 +152,31 @@ class _StopSignals:
     """Turns SIGTERM and SIGINT into a request to stop at the next step boundary.
 
     A second signal stops at once (SIGINT as KeyboardInterrupt, SIGTERM with its default action).
-    Handlers can only be set from the main thread; elsewhere the signals keep their handlers."""
+    Handlers can only be set from the main thread; elsewhere the signals keep their handlers.
+
+    ``via_jax`` (several processes): SIGTERM is left to JAX's runtime, which catches it and has
+    every process agree on the step to stop at (``distributed.preempted``); a SIGINT is recorded
+    and passed to it as a SIGTERM to this process."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self):
+    def __init__(self, via_jax: bool = False):
         self.received: int | None = None
         self.previous: dict = {}
+        self.via_jax = via_jax
 
     def __enter__(self) -> _StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
-                self.previous[signum] = signal.signal(signum, self._handle)
+                if not (self.via_jax and signum == signal.SIGTERM):
+                    self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.received is None:
             self.received = signum
+            if self.via_jax:
+                os.kill(os.getpid(), signal.SIGTERM)  # JAX's preemption notifier tells the other processes
             return
         self.__exit__()
         if signum == signal.SIGINT:
@@ -197,6 +215,10 @@ class _Run:
         self.t = t = config.train
         self.config_dict = config_lib.to_dict(config)
         self.placement = Placement(devices)
+        self.processes = jax.process_count()
+        self.primary = jax.process_index() == 0
+        if self.processes > 1:
+            self._check_divisible()
         self.optimizer = make_optimizer(t)
         self.schedule = jax.jit(learning_rate_schedule(t))  # evaluated on the host at log points
         self.init_key, self.train_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
@@ -217,28 +239,55 @@ class _Run:
         self.stopped_early: int | None = None
         self.saving: int | None = None  # the step of the save in flight
         self.failed_save: int | None = None
+        self.resume_note: str | None = None
+        self.metadata = {"experiment": task.name, **data.metadata}  # saved with each checkpoint
 
     # -- setup
+
+    def _check_divisible(self) -> None:
+        """With several processes each batch must split evenly over all devices (none is replicated)."""
+        n = self.placement.num_devices
+        for key, size in (("train.batch_size", self.t.batch_size), ("eval.batch_size", self.config.eval.batch_size)):
+            if size % n:
+                raise config_lib.ConfigError(
+                    f"config.{key}={size}: with {self.processes} processes the batch is split over all "
+                    f"{n} devices; expected a multiple of {n}")
+
+    def _host_params(self, params):
+        """Params for code that process 0 runs alone: host arrays when there are other processes
+        (a computation on the global arrays would wait for them)."""
+        return distributed.host(params) if self.processes > 1 else params
 
     def open(self) -> tuple[TrainState, bool]:
         """The state to start from, restored from the workdir if it has a checkpoint.
 
-        A checkpoint from another model raises before anything in the workdir changes."""
+        A checkpoint from another model, experiment or vocabulary raises before anything in the
+        workdir changes; one line on a rebuilt optimizer state is kept in ``self.resume_note``."""
         t = self.t
         manager_args = dict(max_to_keep=t.max_to_keep, best_metric=t.best_metric, best_mode=t.best_mode)
         resumed = None
-        if os.path.isdir(ckpt.checkpoint_dir(self.workdir)):
+        distributed.check_shared_workdir(self.workdir)
+        has_checkpoints = os.path.isdir(ckpt.checkpoint_dir(self.workdir))
+        if self.processes > 1:
+            distributed.agree(f"{'a' if has_checkpoints else 'no'} checkpoints directory", "checkpoints",
+                              self.workdir)
+        if has_checkpoints:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
+            if self.processes > 1:
+                distributed.agree(f"steps {self.manager.all_steps()}", "checkpoints", self.workdir)
             abstract = self.placement.abstract(jax.eval_shape(self.make_state, self.init_key))
             resumed = ckpt.restore_for_resume(
-                self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items()
+                self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items(),
+                metadata=self.metadata, must_match=tuple(getattr(self.task, "metadata_must_match", ())),
+                fresh_train=lambda: self.make_state(self.init_key).checkpoint_items()[1],
             )
         if self.manager is None:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
-        config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
+        if self.primary:
+            config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
         if resumed is None:
             return self.make_state(self.init_key), False
-        _, params, items = resumed
+        params, items, self.resume_note = resumed.params, resumed.train, resumed.note
         state = TrainState(
             step=items["step"],
             params=params,
@@ -253,7 +302,7 @@ class _Run:
     def loop(self, state: TrainState, records: Records, session_start: float) -> tuple[TrainState, dict]:
         """Trains from ``state.step`` to ``train.steps``; returns the state and the last record."""
         t, task, data = self.t, self.task, self.data
-        metadata = {"experiment": task.name, **data.metadata}
+        metadata = self.metadata
         try:
             json.dumps(metadata)
         except (TypeError, ValueError) as e:
@@ -268,7 +317,7 @@ class _Run:
             return state, last_record
         for step in range(start, t.steps):
             batch = data.train[step]
-            tokens += task.batch_tokens(batch)
+            tokens += task.batch_tokens(batch) * self.processes  # every process has its share
             state, metrics = self.step_fn(state, self.placement.put_batch(batch), self.train_key)
             self.poll_save()  # a failed save stops the run at the next step
             pending.append(metrics)
@@ -277,7 +326,7 @@ class _Run:
             last = done == t.steps
             do_log = done % t.log_every == 0 or last
             do_eval = bool(t.eval_every and done % t.eval_every == 0) or last
-            stop = self.signals.received if self.signals is not None else None
+            stop = self.stop_requested(done)
             do_save = bool(t.checkpoint_every and done % t.checkpoint_every == 0) or last or stop is not None
             if not (do_log or do_eval or do_save):
                 continue
@@ -297,7 +346,9 @@ class _Run:
                     self.check_best_metric(record)
                 records.write(record)
                 last_record = record
-                task.on_log(state.params, done, data)
+                if self.primary:
+                    with whole_batches():
+                        task.on_log(self._host_params(state.params), done, data)
             improved = record is not None and _better(record.get(t.best_metric), best, t.best_mode)
             if do_eval:
                 since_best = 0 if improved else since_best + 1
@@ -316,9 +367,20 @@ class _Run:
             pending, tokens, interval_start = [], 0, time.perf_counter()
             if early and self.patience_spent(since_best, done, records):
                 break
-        if self.signals is not None and self.signals.received is not None:  # after the last step's save
-            self.interrupted(self.signals.received, int(jax.device_get(state.step)))
+        received = self.signals.received if self.signals is not None else None
+        if received is not None and self.processes == 1:  # after the last step's save
+            self.interrupted(received, int(jax.device_get(state.step)))
         return state, last_record
+
+    def stop_requested(self, done: int) -> int | None:
+        """The signal to stop at after step ``done``, or None. With several processes, the answer
+        is the same in all of them (JAX's preemption sync point), and is asked at every step."""
+        if self.processes > 1:
+            if not distributed.preempted(done):
+                return None
+            received = self.signals.received if self.signals is not None else None
+            return received or signal.SIGTERM  # the notice may have come from another process
+        return self.signals.received if self.signals is not None else None
 
     def evaluations_since_best(self, step: int) -> int:
         """Evaluations up to ``step`` since the best ``train.best_metric`` so far, from the records
@@ -410,7 +472,8 @@ class _Run:
         name = signal.Signals(signum).name
         where = (f"saved checkpoint {saved} in {ckpt.checkpoint_dir(self.workdir)}" if saved is not None
                  else "no checkpoint was saved")
-        raise Interrupted(f"stopped by {name} at step {step}; {where}", signum, saved)
+        every = f" (all {self.processes} processes)" if self.processes > 1 else ""
+        raise Interrupted(f"stopped by {name} at step {step}{every}; {where}", signum, saved)
 
     def evaluate(self, params) -> dict:
         """Averages over ``data.val``, run in order; the task state starts from ``init_state`` and
@@ -474,7 +537,11 @@ class _Run:
             return state.params
         self.final_eval_step = step
         abstract = self.placement.abstract(jax.eval_shape(lambda: state.params))
-        return ckpt.restore_params(self.manager, step, abstract)
+        params = ckpt.restore_params(self.workdir, self.manager, step, abstract)
+        if params is None:  # unusable (warned): the final eval takes the latest params instead
+            self.final_eval_step = int(jax.device_get(state.step))
+            return state.params
+        return params
 
     def finish(self, state: TrainState, last_record: dict, start: int, session_start: float) -> dict:
         """Final metrics: the last train averages, a validation pass, the task's ``final_eval``."""
@@ -487,17 +554,25 @@ class _Run:
         final.update({k: v for k, v in last_record.items() if k.startswith("train_")})
         val = {k: v for k, v in last_record.items() if k.startswith("val_")}
         final.update(val or self.evaluate(state.params))
-        final.update(self.task.final_eval(self.final_params(state), self.data, self.workdir) or {})
+        params = self.final_params(state)  # a restore: in every process
+        if self.primary:
+            with whole_batches():
+                final.update(self.task.final_eval(self._host_params(params), self.data, self.workdir) or {})
         final["final_eval_step"] = self.final_eval_step
         final["num_params"] = int(sum(np.size(x) for x in jax.tree.leaves(state.params)))
         final["train_time_s"] = last_record.get("time")
         final["wall_time_s"] = round(time.perf_counter() - session_start, 3)
         final = {k: (v.item() if isinstance(v, (np.generic, jax.Array)) else v) for k, v in final.items()}
-        plot_losses(self.workdir)
-        path = os.path.join(self.workdir, FINAL_FILE)
-        with open(path + ".tmp", "w") as f:
-            json.dump(final, f, indent=2)
-        os.replace(path + ".tmp", path)
+        if self.primary:
+            plot_losses(self.workdir)
+            path = os.path.join(self.workdir, FINAL_FILE)
+            with open(path + ".tmp", "w") as f:
+                json.dump(final, f, indent=2)
+            os.replace(path + ".tmp", path)
+        if self.processes > 1:  # the others wait for process 0's final evaluation, and return its result
+            text = distributed.broadcast(json.dumps(final) if self.primary else None, "final",
+                                         timeout_s=distributed.FINAL_WAIT_S)
+            final = json.loads(text)
         return final
 
 
@@ -518,7 +593,8 @@ def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | 
     config_lib.validate(config)
     workdir = os.path.abspath(workdir)
     run = _Run(config, workdir, task, data, devices)
-    wd = Workdir(workdir, lock=jax.process_index() == 0)
+    # Process 0 alone makes and locks the workdir: the others must find it there (shared storage).
+    wd = Workdir(workdir, lock=run.primary, create=run.primary)
     try:
         wd.__enter__()  # a fresh workdir that cannot be set up is removed again by Workdir
     except WorkdirError:
@@ -526,9 +602,9 @@ def train(config, workdir: str, task: Task, data: Data, *, progress_bar: bool | 
     except OSError as e:
         _raise_write_error(run, e, wd)
     try:
-        with _StopSignals() as run.signals, _orbax_errors_quiet():
+        with _StopSignals(via_jax=run.processes > 1) as run.signals, _orbax_errors_quiet():
             try:
-                final = _session(run, progress_bar, session_start)
+                final = _session(run, progress_bar, session_start, wd)
             except BaseException as e:
                 run.close(quiet=True)
                 _raise_write_error(run, e, wd)
@@ -551,15 +627,21 @@ def _raise_write_error(run: _Run, e: BaseException, wd: Workdir):
     raise error from e
 
 
-def _session(run: _Run, progress_bar: bool | None, session_start: float) -> dict:
+def _session(run: _Run, progress_bar: bool | None, session_start: float, wd: Workdir) -> dict:
     workdir = run.workdir
-    state, resumed = run.open()
+    try:
+        state, resumed = run.open()
+    except distributed.WorkdirNotShared:
+        wd.discard()  # process 0 made it just now, for nothing
+        raise
     start = int(jax.device_get(state.step))
-    records = Records(workdir, start, run.t.steps, progress_bar)
+    records = Records(workdir, start, run.t.steps, progress_bar, enabled=run.primary)
     try:
         records.message(f"workdir {workdir}")
         if resumed:
             records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
+            if run.resume_note:
+                records.message(run.resume_note)
         state, last_record = run.loop(state, records, session_start)
     finally:
         records.close()

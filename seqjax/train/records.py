@@ -7,6 +7,9 @@
 * ``loss.png``: train and val loss against step, drawn at the end.
 * progress: a tqdm bar when stderr is a terminal, else one plain line per log point on stdout.
 
+In a run of several processes only process 0 keeps records (``Records(..., enabled=False)`` in
+the others does nothing), so there is one set of them; their metrics are already global averages.
+
 On resume, records past the resumed step (written after its checkpoint by the interrupted
 session) are dropped from ``metrics.jsonl`` and hidden in TensorBoard (``purge_step``).
 """
@@ -60,8 +63,15 @@ def _format(value: Any) -> str:
 
 
 class Records:
-    def __init__(self, workdir: str, start_step: int, total_steps: int, progress_bar: bool | None = None):
+    def __init__(self, workdir: str, start_step: int, total_steps: int, progress_bar: bool | None = None,
+                 enabled: bool = True):
         self.workdir = workdir
+        self.enabled = enabled
+        self.total_steps = total_steps
+        self.time_offset = 0.0
+        self._bar = None
+        if not enabled:
+            return
         kept = [r for r in read_records(workdir) if r.get("step", 0) <= start_step]
         self.path = os.path.join(workdir, METRICS_FILE)
         with open(self.path + ".tmp", "w") as f:
@@ -83,10 +93,12 @@ class Records:
         self.total_steps = total_steps
 
     def advance(self, steps: int = 1) -> None:
-        if self._bar is not None:
+        if self.enabled and self._bar is not None:
             self._bar.update(steps)
 
     def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         step = record["step"]
@@ -105,12 +117,16 @@ class Records:
             print(f"step {step}/{self.total_steps}  {text}", flush=True)
 
     def message(self, text: str) -> None:
+        if not self.enabled:
+            return
         if self._bar is not None:
             self._bar.write(text)
         else:
             print(text, flush=True)
 
     def close(self) -> None:
+        if not self.enabled:
+            return
         if self._bar is not None:
             self._bar.close()
             self._bar = None

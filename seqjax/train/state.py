@@ -164,10 +164,14 @@ def make_eval_step(task: Task):
 class Placement:
     """A ``Mesh`` over all devices: batches sharded on their first axis, the state replicated.
 
-    With one device this is a plain single-device placement."""
+    With one device this is a plain single-device placement. With several processes the mesh lists
+    the devices process by process, so that process ``p``'s rows of a global batch (its share from
+    ``seqjax.data.pipeline``) land on its own devices, in the one-process order."""
 
     def __init__(self, devices=None):
         devices = list(devices if devices is not None else jax.devices())
+        if jax.process_count() > 1:
+            devices.sort(key=lambda d: (d.process_index, d.id))
         self.mesh = Mesh(np.array(devices), ("data",))
         self.num_devices = len(devices)
         self.replicated = NamedSharding(self.mesh, PartitionSpec())

@@ -14,6 +14,11 @@ reports ``sum / count`` accumulated over steps (training) or batches (validation
 weighted by whatever the task counts (examples, tokens, ...). Every batch has a ``weight`` per
 example (0 for the fillers of a padded evaluation batch, see :mod:`seqjax.data.pipeline`), and a
 task weights its sums and counts by it.
+
+With several JAX processes the loss runs on the global batch (each process supplies its rows), so
+metrics are global. ``on_log`` and ``final_eval`` run on process 0 alone, with the params as host
+(numpy) arrays, inside ``seqjax.data.whole_batches()``: the batches of a split built by
+``eval_batches`` (a test split, the validation split) are whole there.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ class Task:
     """
 
     name = ""
+    # Keys of the data's metadata that must equal those saved with a checkpoint to resume from it
+    # (a vocabulary: the same size with other entries would silently remap the embedding rows).
+    metadata_must_match: tuple[str, ...] = ()
 
     def __init__(self, config, metadata: dict):
         self.config = config
@@ -74,8 +82,8 @@ class Task:
         return int(np.prod(first[:2])) if first else 1
 
     def on_log(self, params: Params, step: int, data: Data) -> None:
-        """Called at every log point (e.g. to print a sample)."""
+        """Called at every log point (e.g. to print a sample); by process 0 only."""
 
     def final_eval(self, params: Params, data: Data, workdir: str) -> dict:
-        """Test metrics (and plots written into ``workdir``) at the end of training."""
+        """Test metrics (and plots written into ``workdir``) at the end of training; by process 0 only."""
         return {}

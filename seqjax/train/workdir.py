@@ -58,12 +58,16 @@ def _describe(holder: dict) -> str:
 
 
 class Workdir:
-    """Makes ``path`` if needed and, with ``lock``, holds its lock until ``__exit__``."""
+    """Makes ``path`` if needed and, with ``lock``, holds its lock until ``__exit__``.
 
-    def __init__(self, path: str, lock: bool = True):
+    ``create=False`` (the other processes of a multi-process run) makes nothing: process 0 makes
+    the workdir, and the others must see it on shared storage."""
+
+    def __init__(self, path: str, lock: bool = True, create: bool = True):
         self.path = os.path.abspath(path)
         self.lock_path = os.path.join(self.path, LOCK_FILE)
         self.lock = lock
+        self.create = create
         self.fresh = False
         self.removed = False  # discard() removed it
         self._fd: int | None = None
@@ -72,6 +76,8 @@ class Workdir:
         """Makes the directory and takes the lock; a fresh directory is removed again if taking
         the lock fails for any reason but another holder (a full disk, say)."""
         check_path(self.path)
+        if not self.create:
+            return self
         self.fresh = not os.path.exists(self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
