@@ -76,26 +76,43 @@ def test_an_update_that_overflows_is_not_applied_though_loss_and_gradient_are_fi
     assert all(np.all(np.isfinite(x)) for x in _leaves(new.params))
 
 
-def test_learning_rate_1e39_on_chargen_tiny_stops_naming_a_finite_checkpoint(tmp_path, capsys):
+CHARGEN = ["--config", "tiny", "--config.train.eval_every=0", "--config.train.log_every=5",
+           "--config.train.checkpoint_every=5"]
+
+
+@pytest.fixture(scope="module")
+def chargen_run(tmp_path_factory):
+    """A 10-step chargen tiny run with checkpoints 5 and 10 (copy it before changing it)."""
+    workdir = tmp_path_factory.mktemp("chargen") / "run"
+    chargen_cli.run([*CHARGEN, "--workdir", str(workdir), "--config.train.steps=10"])
+    assert _steps_on_disk(workdir) == [5, 10]
+    return workdir
+
+
+@pytest.fixture
+def chargen_copy(chargen_run, tmp_path):
+    workdir = tmp_path / "chargen"
+    shutil.copytree(chargen_run, workdir)
+    return workdir
+
+
+def test_learning_rate_1e39_on_chargen_tiny_stops_naming_a_finite_checkpoint(chargen_copy, capsys):
     """The issue's case: the first update at lr=1e39 overflows while its loss and gradient are
-    finite. Resumed from a good step-10 checkpoint, the run stops at step 10, saves nothing, and
+    finite. Resumed from the good step-10 checkpoint, the run stops at step 10, saves nothing, and
     names step 10, whose params are finite. (A fresh run's step 0 is the test above.)"""
-    workdir = tmp_path / "run"
-    base = ["--config", "tiny", "--workdir", str(workdir), "--config.train.eval_every=0",
-            "--config.train.log_every=10"]
-    chargen_cli.run([*base, "--config.train.steps=10"])
+    workdir = chargen_copy
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
-        chargen_cli.run([*base, "--config.train.steps=20", "--config.train.learning_rate=1e39"])
+        chargen_cli.run([*CHARGEN, "--workdir", str(workdir), "--config.train.steps=20",
+                         "--config.train.learning_rate=1e39"])
     assert info.value.code == 1
     line = _error_line(capsys)
     assert "the update at step 10 would have made the params or optimizer state non-finite" in line, line
     assert "learning rate inf" in line and line.endswith(f"last good checkpoint is step 10 in {workdir}/checkpoints")
-    assert _steps_on_disk(workdir) == [10]
+    assert _steps_on_disk(workdir) == [5, 10]
     params = load_from_workdir(str(workdir)).params
     assert all(np.all(np.isfinite(x)) for x in _leaves(params))
-    assert [json.loads(r)["step"] for r in (workdir / "metrics.jsonl").read_text().splitlines()] == [10]
-
+    assert [json.loads(r)["step"] for r in (workdir / "metrics.jsonl").read_text().splitlines()] == [5, 10]
 
 
 def test_all_finite_sees_every_floating_leaf():
@@ -346,3 +363,227 @@ def test_a_fresh_workdir_on_a_full_disk_is_removed(tmp_path, monkeypatch, capfd)
     assert _error_line(capfd) == (f"experiments.toy: error: no space left writing config.json in {workdir}; "
                                   f"no checkpoint is complete; removed the new workdir {workdir}")
     assert not workdir.exists()
+
+
+# ----------------------------------------------------------------------------- 1. integrity
+
+
+def _data_files(step_dir, item):
+    files = [p for p in (step_dir / item).rglob("*") if p.is_file() and "/d/" in str(p)]
+    return sorted(files, key=lambda p: p.stat().st_size)
+
+
+def _flip(path, count=64):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(middle, min(middle + count, len(data))):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_the_integrity_record_names_every_array_and_matches_a_restore(trained):
+    from seqjax.train import checkpoint as ckpt
+
+    record = json.loads((trained / "checkpoints" / "40" / "integrity" / "metadata").read_text())
+    assert record["algorithm"] == "sha256"
+    assert sorted(record["params"]) == ["hidden/b", "hidden/w", "out/b", "out/w"]
+    assert record["params"]["hidden/w"][:2] == ["float32", [4, 8]]
+    assert "step" in record["train"] and "opt_state/0/0/mu/hidden/w" in record["train"]
+    params = load_from_workdir(str(trained)).params
+    assert ckpt.tree_digest(params)[0] == record["params"]
+    # one changed bit changes the digest of that array alone
+    flipped = jax.tree.map(np.array, params)
+    flipped["out"]["w"].view(np.uint32)[0, 0] ^= 1
+    changed = {k for k, v in ckpt.tree_digest(flipped)[0].items() if v != record["params"][k]}
+    assert changed == {"out/w"}
+
+
+def test_checkpoint_content_that_was_altered_falls_back_like_an_unreadable_one(run_copy):
+    """Step 40's params replaced by step 20's, file for file: Orbax reads them without complaint,
+    but they are not what step 40 saved."""
+    step40, step20 = run_copy / "checkpoints" / "40", run_copy / "checkpoints" / "20"
+    shutil.rmtree(step40 / "params")
+    shutil.copytree(step20 / "params", step40 / "params")
+    with pytest.warns(RuntimeWarning, match=r"checkpoint step 40 could not be read \(its params differ from what "
+                                            r"was saved, at hidden/b.*\); moved it to .* resumed from step 20"):
+        final = _train(_toy_config(steps=60), run_copy)
+    assert final["steps"] == 60 and (run_copy / "corrupt_checkpoints" / "40").is_dir()
+
+
+def test_a_bit_flipped_params_blob_is_never_used(run_copy):
+    """The issue's damage: 64 bytes flipped inside the params data of the latest checkpoint."""
+    _flip(_data_files(run_copy / "checkpoints" / "40", "params")[-1])
+    with pytest.warns(RuntimeWarning, match=r"checkpoint step 40 could not be read .* resumed from step 20"):
+        final = _train(_toy_config(steps=60), run_copy)
+    assert final["steps"] == 60 and (run_copy / "corrupt_checkpoints" / "40").is_dir()
+
+
+def _rewrite_step(workdir, step, change, integrity=True):
+    """Saves ``step`` again with ``change(params)``; without ``integrity``, as an earlier seqjax did."""
+    import orbax.checkpoint as ocp
+
+    from seqjax.train import checkpoint as ckpt
+
+    manager = ckpt.open_manager(str(workdir))
+    out = manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(), train=ocp.args.StandardRestore(), config=ocp.args.JsonRestore(),
+        metadata=ocp.args.JsonRestore()))
+    manager.delete(step)
+    ckpt.save(manager, step, change(out["params"]), out["train"], dict(out["config"]), dict(out["metadata"]), None)
+    manager.wait_until_finished()
+    manager.close()
+    if not integrity:
+        shutil.rmtree(workdir / "checkpoints" / str(step) / "integrity")
+
+
+def test_a_checkpoint_with_non_finite_values_is_not_resumed_from(run_copy):
+    _rewrite_step(run_copy, 40, lambda p: jax.tree.map(lambda x: x * jnp.inf, p), integrity=False)
+    with pytest.warns(RuntimeWarning, match=r"checkpoint step 40 could not be read \(it holds non-finite values, "
+                                            r"in params at hidden/b\).* resumed from step 20"):
+        _train(_toy_config(steps=60), run_copy)
+
+
+def test_a_checkpoint_without_an_integrity_record_is_used_with_one_warning(run_copy):
+    shutil.rmtree(run_copy / "checkpoints" / "40" / "integrity")
+    with pytest.warns(RuntimeWarning, match="checkpoint step 40 in .* has no integrity record"):
+        restored = load_from_workdir(str(run_copy), toy_task.ToyTask, which="latest")
+    assert restored.step == 40
+
+
+def test_load_from_workdir_skips_unusable_steps_for_latest_and_best(run_copy):
+    shutil.rmtree(run_copy / "checkpoints" / "40" / "params")
+    shutil.copytree(run_copy / "checkpoints" / "20" / "params", run_copy / "checkpoints" / "40" / "params")
+    before = _snapshot(run_copy)
+    for which in ("latest", "best"):  # 40 is both the latest and the best
+        with pytest.warns(RuntimeWarning, match=r"checkpoint step 40 could not be read \(.*\); using step 20"):
+            assert load_from_workdir(str(run_copy), toy_task.ToyTask, which=which).step == 20
+    assert _snapshot(run_copy) == before  # reading changes nothing
+
+
+# ----------------------------------------------------------------------------- chargen's verbs
+
+
+def test_sample_latest_with_a_corrupt_latest_checkpoint_falls_back_in_one_warning(chargen_copy, capsys):
+    step10, step5 = chargen_copy / "checkpoints" / "10", chargen_copy / "checkpoints" / "5"
+    shutil.rmtree(step10 / "params")
+    shutil.copytree(step5 / "params", step10 / "params")
+    with pytest.warns(RuntimeWarning) as caught:
+        text = chargen_cli.sample(["--workdir", str(chargen_copy), "--which", "latest", "--length", "5", "--greedy"])
+    assert len(text) == 6 and text in capsys.readouterr().out
+    assert [str(w.message) for w in caught] == [
+        f"checkpoint step 10 could not be read (its params differ from what was saved, at {_first_param(step10)}: "
+        "the files were altered); using step 5"]
+
+
+def _first_param(step_dir):
+    return sorted(json.loads((step_dir / "integrity" / "metadata").read_text())["params"])[0]
+
+
+def test_warnings_on_the_command_line_are_one_line():
+    import warnings
+
+    from seqjax.train.cli import one_line_warnings
+
+    with one_line_warnings("experiments.toy"):
+        text = warnings.formatwarning("checkpoint step 10 could not be read (a\n  b)", RuntimeWarning, "x.py", 3)
+    assert text == "experiments.toy: warning: checkpoint step 10 could not be read (a b)\n"
+    assert warnings.formatwarning("m", UserWarning, "x.py", 3).startswith("x.py:3: UserWarning: m")  # restored
+
+
+def test_sample_refuses_non_finite_params(chargen_copy, capfd):
+    for step in (5, 10):  # as an earlier seqjax could leave them
+        _rewrite_step(chargen_copy, step, lambda p: jax.tree.map(lambda x: x * jnp.nan, p), integrity=False)
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as info:
+        chargen_cli.sample(["--workdir", str(chargen_copy), "--length", "5"])
+    assert info.value.code == 2
+    line = _error_line(capfd)
+    assert "could be read" in line and "step 10: it holds non-finite values" in line, line
+    assert "step 5: it holds non-finite values" in line
+
+
+def test_predict_sentiment_on_a_chargen_workdir_names_the_experiment(chargen_run, capfd):
+    from experiments.sentiment import __main__ as sentiment_cli
+
+    with pytest.raises(SystemExit) as info:
+        sentiment_cli.predict(["--workdir", str(chargen_run), "a fine film"])
+    assert info.value.code == 2
+    line = _error_line(capfd)
+    assert f"the workdir {chargen_run} holds a chargen run, not a sentiment run" in line, line
+
+
+def test_another_text_with_the_same_vocabulary_size_is_refused_naming_the_characters(chargen_copy, tmp_path, capsys):
+    from experiments.chargen import data as chargen_data
+
+    text = chargen_data.embedded_text()
+    assert "Q" in text and "\u00e9" not in text
+    other = tmp_path / "other.txt"
+    other.write_text(text.replace("Q", "\u00e9"), encoding="utf-8")  # as many characters, one of them another
+    before = _snapshot(chargen_copy)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        chargen_cli.run([*CHARGEN, "--workdir", str(chargen_copy), "--config.train.steps=20",
+                         "--config.data.source=file", f"--config.data.text_file={other}"])
+    assert info.value.code == 2
+    line = _error_line(capsys)
+    assert "the data's vocab differs from the checkpoint's" in line, line
+    assert "characters only in the checkpoint: 'Q'; characters only in the data: '\u00e9'" in line
+    assert _snapshot(chargen_copy) == before
+
+
+# ----------------------------------------------------------------------------- 5. allowed config changes
+
+
+@pytest.fixture(scope="module")
+def reference60(trained, tmp_path_factory):
+    """``trained`` continued to 60 steps with its own config."""
+    workdir = tmp_path_factory.mktemp("reference") / "run"
+    shutil.copytree(trained, workdir)
+    _train(_toy_config(steps=60), workdir)
+    return workdir
+
+
+def _same_params(a, b):
+    """Equal to float32 rounding (another optimizer program may fuse its arithmetic differently);
+    fresh Adam moments would move every parameter by about the learning rate, 0.03, per step."""
+    for x, y in zip(_leaves(load_from_workdir(str(a)).params), _leaves(load_from_workdir(str(b)).params),
+                    strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_resuming_with_clip_norm_0_carries_the_adam_moments(reference60, tmp_path, capsys):
+    """Clipping at 100 never triggers here, so a run clipped to step 40 and then not clipped must
+    end where the unclipped reference ends, which it does only if Adam's moments were carried."""
+    workdir = tmp_path / "run"
+    _train(_toy_config(clip_norm=100.0), workdir)
+    assert max(r["train_grad_norm"] for r in _records(workdir)) < 100
+    capsys.readouterr()
+    final = _train(_toy_config(steps=60, clip_norm=0.0), workdir)
+    out = capsys.readouterr().out
+    assert ("the optimizer state was saved in another structure (train.clip_norm: 100.0 -> 0.0): rebuilt it, "
+            "carrying over ScaleByAdamState, ScaleByScheduleState\n") in out
+    assert final["steps"] == 60
+    _same_params(workdir, reference60)
+
+
+def test_resuming_with_adamw_carries_the_moments(run_copy, reference60, capsys):
+    _train(_toy_config(steps=60, optimizer="adamw"), run_copy)  # weight_decay 0: adamw is adam
+    assert ("(train.optimizer: 'adam' -> 'adamw'): rebuilt it, carrying over ScaleByAdamState, "
+            "ScaleByScheduleState\n") in capsys.readouterr().out
+    _same_params(run_copy, reference60)
+
+
+@pytest.mark.parametrize("change, note", [
+    (dict(weight_decay=0.01), "(train.weight_decay: 0.0 -> 0.01): rebuilt it, carrying over ScaleByAdamState, "
+                              "ScaleByScheduleState\n"),
+    (dict(optimizer="sgd", momentum=0.5), "(train.momentum: 0.9 -> 0.5; train.optimizer: 'adam' -> 'sgd'): rebuilt "
+                                          "it, carrying over ScaleByScheduleState; started fresh: TraceState\n"),
+])
+def test_resuming_after_an_optimizer_change_says_what_was_rebuilt(run_copy, reference60, capsys, change, note):
+    final = _train(_toy_config(steps=60, **change), run_copy)
+    out = capsys.readouterr().out
+    assert "resumed from step 40" in out and note in out and "Traceback" not in out
+    assert final["steps"] == 60 and np.isfinite(final["val_loss"])
+    ours = _leaves(load_from_workdir(str(run_copy)).params)
+    assert any(not np.array_equal(a, b) for a, b in zip(ours, _leaves(load_from_workdir(str(reference60)).params),
+                                                        strict=True))

@@ -95,6 +95,8 @@ def test_forecast_verb_reads_a_csv_and_writes_csv_and_png(trained, tmp_path, cap
     csv = tmp_path / "recent.csv"
     csv.write_text("t,mackey_glass\n" + "".join(f"{i},{v}\n" for i, v in enumerate(series)))
     future = cli.run(["forecast", "--workdir", str(workdir), "--csv", str(csv), "--out", str(tmp_path / "f")])
+    assert list(future) == ["mackey_glass"]
+    future = future["mackey_glass"]
     assert future.shape == (1,) and abs(future[0] - data_lib.mackey_glass(201)[-1]) < 0.05
     lines = (tmp_path / "f.csv").read_text().splitlines()
     assert lines[0] == "step,mackey_glass" and float(lines[1].split(",")[1]) == pytest.approx(future[0])

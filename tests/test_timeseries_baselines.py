@@ -92,14 +92,15 @@ def test_ar_order_is_chosen_on_validation_and_fitted_on_training_only():
     changed = y.copy()
     changed[300:] += 100.0
     np.testing.assert_allclose(B.LinearAR.fit(changed, 2, 1, 300).coef, B.LinearAR.fit(y, 2, 1, 300).coef)
-    assert B.ar_orders(lookback=8, period=12, train_stop=300, horizon=12) == list(range(1, 25))
-    assert B.ar_orders(lookback=20, period=0, train_stop=30, horizon=3) == list(range(1, 10))  # (30 - 3) // 3
+    assert B.ar_orders(period=12, train_stop=300, horizon=12) == list(range(1, 25))
+    assert B.ar_orders(period=24, train_stop=300, horizon=12) == list(range(1, 49))
+    assert B.ar_orders(period=0, train_stop=30, horizon=3) == list(range(1, 10))  # (30 - 3) // 3
 
 
 def test_classical_forecasts_every_split_and_says_what_it_chose():
     y = 10 + np.sin(2 * np.pi * np.arange(300) / 12) + 0.01 * np.arange(300)
     origins = {"val": np.arange(210, 250), "test": np.arange(250, 290)}
-    fc, notes = B.classical(y, 210, origins, horizon=6, period=12, lookback=24, samples=50, use_statsforecast=False)
+    fc, notes = B.classical(y, 210, origins, horizon=6, period=12, samples=50, use_statsforecast=False)
     assert set(fc) == {"persistence", "seasonal_naive", "ar"}
     for name in fc:
         assert fc[name]["val"].mean.shape == (40, 6) and fc[name]["test"].mean.shape == (40, 6)
@@ -118,7 +119,7 @@ def test_statsforecast_models_are_fitted_on_training_and_applied_at_each_origin(
     rng = np.random.default_rng(0)
     y = 50 + 5 * np.sin(2 * np.pi * np.arange(120) / 12) + rng.normal(0, 0.3, 120)
     origins = {"val": np.arange(84, 96), "test": np.arange(102, 110)}
-    fc, notes = B.classical(y, 84, origins, horizon=3, period=12, lookback=12, samples=20)
+    fc, notes = B.classical(y, 84, origins, horizon=3, period=12, samples=20)
     assert {"ets", "arima", "theta"} <= set(fc), notes
     truth = y[origins["test"][:, None] + np.arange(3)]
     for name in ("ets", "arima", "theta"):
@@ -134,7 +135,7 @@ def test_statsforecast_models_are_fitted_on_training_and_applied_at_each_origin(
 def test_statsforecast_absent_is_skipped_with_its_reason(monkeypatch):
     monkeypatch.setattr(B, "statsforecast_available", lambda: "statsforecast is not installed; " + B.INSTALL_HINT)
     y = np.sin(np.arange(100) / 3.0)
-    fc, notes = B.classical(y, 60, {"val": np.arange(60, 75), "test": np.arange(80, 95)}, 2, 0, 8, samples=10)
+    fc, notes = B.classical(y, 60, {"val": np.arange(60, 75), "test": np.arange(80, 95)}, 2, 0, samples=10)
     assert set(fc) == {"persistence", "ar"}
     for name in ("ets", "arima", "theta"):
         assert notes[name] == "skipped: statsforecast is not installed; pip install 'seqjax[forecast]'"

@@ -184,3 +184,33 @@ def test_series_embedding_with_one_series_is_refused():
     config = _task_config(series_embedding=2)
     with pytest.raises(ConfigError, match="an embedding tells several series apart, and this data has one"):
         ForecastTask(config, load(config).metadata)
+
+
+# --------------------------------------------------------------------------- highway initialisation
+
+
+def test_the_highway_starts_at_its_least_squares_fit_and_its_order_is_chosen_on_validation():
+    rng = np.random.default_rng(1)
+    y = np.zeros(400)
+    for t in range(3, 400):  # an AR(3) process
+        y[t] = 0.5 * y[t - 1] - 0.3 * y[t - 2] + 0.4 * y[t - 3] + 0.1 * rng.normal()
+    L, H = 10, 2
+    idx = np.arange(L, 398)
+    inputs = y[idx[:, None] + np.arange(-L, 0)][..., None].astype(np.float32)
+    targets = y[idx[:, None] + np.arange(H)][..., None].astype(np.float32)
+    tr, va = slice(0, 250), slice(250, None)
+    model = _model(horizon=H, highway=10, norm="mean")
+    fit = model.least_squares_highway(inputs[tr], targets[tr], inputs[va], targets[va], orders=range(1, L + 1))
+    assert fit["order"] >= 3 and fit["val_mae"][3] < fit["val_mae"][2] < fit["val_mae"][1]
+    chosen = _model(horizon=H, highway=fit["order"], norm="mean")
+    params = chosen.with_highway_init(chosen.init(jax.random.PRNGKey(0)), fit)
+    # the first forecast is the linear fit itself, in the window's own (mean-removed) coordinates
+    x = inputs[va, :, 0].astype(np.float64)
+    mean = x.mean(axis=1, keepdims=True)
+    X = np.concatenate([x[:, -fit["order"]:] - mean, np.ones((len(x), 1))], axis=1)
+    xt = inputs[tr, :, 0].astype(np.float64)
+    A = np.concatenate([xt[:, -fit["order"]:] - xt.mean(1, keepdims=True), np.ones((250, 1))], axis=1)
+    b = targets[tr, :, 0] - xt.mean(1, keepdims=True)
+    coef = np.linalg.solve(A.T @ A + 1e-4 * 250 * np.eye(A.shape[1]), A.T @ b)  # with the fit's small ridge
+    np.testing.assert_allclose(chosen.forecast(params, jnp.asarray(inputs[va])), X @ coef + mean, atol=2e-4)
+    assert np.all(np.asarray(params["head"]["w"]) == 0)  # the network's share starts at zero

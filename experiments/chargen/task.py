@@ -40,6 +40,7 @@ def check_config(config) -> None:
 
 class CharGenTask(Task):
     name = "chargen"
+    metadata_must_match = ("vocab",)  # the embedding rows stand for these characters
 
     def __init__(self, config, metadata):
         super().__init__(config, metadata)

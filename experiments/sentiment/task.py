@@ -52,6 +52,7 @@ def _logits(model: SentimentModel, params, tokens, lengths):
 
 class SentimentTask(Task):
     name = "sentiment"
+    metadata_must_match = ("vocab",)  # the embedding rows stand for these words
 
     def __init__(self, config, metadata):
         super().__init__(config, metadata)

@@ -8,7 +8,7 @@ Each works on one raw series ``y`` (the target column, original units) and forec
 * ``seasonal_naive``: the value one period back (needs a period).
 * ``ar``: a linear autoregression AR(p) fitted by least squares, *direct*: one regression per
   horizon step ``h``, ``y[t+h-1] = c_h + sum_j a_hj y[t-j]`` (no forecast is fed back). ``p`` is
-  chosen on the validation windows' MAE among ``1..p_max``; its predictive distribution is
+  chosen on the validation windows' MAE among ``1..max(24, 2 period)``; its predictive distribution is
   Gaussian with the training residuals' spread at each step.
 * ``ets``, ``arima``, ``theta``: AutoETS, AutoARIMA and AutoTheta from ``statsforecast``
   (optional: ``pip install 'seqjax[forecast]'``), fitted on the training span with their own
@@ -112,11 +112,15 @@ class LinearAR:
         return _lags(np.asarray(y, dtype=np.float64).reshape(-1), origins, self.p) @ self.coef
 
 
-def ar_orders(lookback: int, period: int, train_stop: int, horizon: int) -> list[int]:
-    """Candidate orders: ``1 .. max(lookback, 2 * period)``, capped so the fit has at least about
-    three rows per coefficient."""
+AR_MAX_ORDER = 24
+
+
+def ar_orders(period: int, train_stop: int, horizon: int) -> list[int]:
+    """Candidate orders: ``1 .. max(24, 2 * period)``, capped so the fit has at least about three
+    rows per coefficient. They do not depend on the network's lookback, so every recurrent
+    configuration is compared with the same baseline."""
     cap = (train_stop - horizon) // 3
-    return list(range(1, max(1, min(max(int(lookback), 2 * int(period)), cap)) + 1))
+    return list(range(1, max(1, min(max(AR_MAX_ORDER, 2 * int(period)), cap)) + 1))
 
 
 def select_ar(y: np.ndarray, train_stop: int, horizon: int, orders, val_origins: np.ndarray) -> tuple[LinearAR, dict]:
@@ -191,7 +195,7 @@ def statsforecast_forecasts(name: str, y: np.ndarray, train_stop: int, horizon: 
 # --------------------------------------------------------------------------- all of them
 
 
-def classical(y: np.ndarray, train_stop: int, origins: dict, horizon: int, period: int, lookback: int, *,
+def classical(y: np.ndarray, train_stop: int, origins: dict, horizon: int, period: int, *,
               samples: int = 500, seed: int = 0, use_statsforecast: bool = True) -> tuple[dict, dict]:
     """Every baseline on one series: ``({name: {split: Forecast}}, {name: note})``.
 
@@ -206,7 +210,7 @@ def classical(y: np.ndarray, train_stop: int, origins: dict, horizon: int, perio
     notes: dict = {}
     if period:
         out["seasonal_naive"] = {s: Forecast(seasonal_naive(h, horizon, period)) for s, h in history.items()}
-    orders = ar_orders(lookback, period, train_stop, horizon)
+    orders = ar_orders(period, train_stop, horizon)
     try:
         ar, scores = select_ar(y, train_stop, horizon, orders, origins.get("val", np.zeros(0, np.int64)))
     except ValueError as e:

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from experiments.timeseries.configs import default
+from experiments.timeseries.model import highway_fit
 from seqjax.data import ArraySource, eval_batches, train_batches
 from seqjax.data.series import Scaler, Split, check_length, make_windows, window_origins
 from seqjax.data.table import FILL_NAN, read_csv
@@ -304,12 +305,13 @@ def csv_files(path: str) -> list[str]:
 
 @dataclasses.dataclass
 class RawSeries:
-    """One series as read: ``values (T, F)`` raw, feature 0 the target."""
+    """One series as read: ``values (T, F)`` raw, feature 0 the target (column ``target``)."""
 
     name: str
     values: np.ndarray
     dates: np.ndarray | None = None
     source: str = ""  # where it came from, for messages
+    target: str = ""
 
 
 def read_all(d) -> tuple[list[RawSeries], list[str]]:
@@ -324,11 +326,12 @@ def read_all(d) -> tuple[list[RawSeries], list[str]]:
             raise ValueError(f"the Mackey-Glass integration overflowed with mg_beta={d.mg_beta}, "
                              f"mg_gamma={d.mg_gamma}, mg_n={d.mg_n}, mg_dt={d.mg_dt}: the RK4 step is unstable for "
                              "these rates; lower mg_dt or the rates")
-        return [RawSeries("mackey_glass", x[:, None], source="the Mackey-Glass series")], ["mackey_glass"]
+        return [RawSeries("mackey_glass", x[:, None], source="the Mackey-Glass series", target="mackey_glass")], \
+            ["mackey_glass"]
     if d.source == "sine":
         x = sine_mixture(d.length, periods=tuple(d.sine_periods), amplitudes=tuple(d.sine_amplitudes) or None,
                          noise=d.sine_noise, seed=d.sine_seed)
-        return [RawSeries("sine", x[:, None], source="the sine series")], ["sine"]
+        return [RawSeries("sine", x[:, None], source="the sine series", target="sine")], ["sine"]
     if d.source != "csv":
         raise ValueError(f"config.data.source={d.source!r}: expected one of {', '.join(SOURCES)}")
     targets, covariates = split_names(d.column), split_names(d.covariates)
@@ -345,7 +348,7 @@ def read_all(d) -> tuple[list[RawSeries], list[str]]:
         stem = os.path.splitext(os.path.basename(path))[0]
         for column, v in zip(targets, values, strict=True):
             name = (f"{stem}:{column}" if len(targets) > 1 else stem) if len(files) > 1 else column
-            out.append(RawSeries(name, v, dates, f"column {column!r} of {path}"))
+            out.append(RawSeries(name, v, dates, f"column {column!r} of {path}", column))
     return out, names
 
 
@@ -402,6 +405,7 @@ class Series:
     split: Split
     scaler: Scaler
     windows: dict  # split name -> Windows (scaled)
+    target: str = ""  # the target column
 
     def origins(self, split: str) -> np.ndarray:
         return self.windows[split].origins
@@ -506,7 +510,7 @@ def prepare(raw: RawSeries, index: int, d, several: bool) -> Series:
     scaler = Scaler().fit(raw.values[split.train.start:split.train.stop])
     scaled = scaler.transform(raw.values)
     windows = {name: _windows(scaled, d.lookback, d.horizon, getattr(split, name), index) for name in SPLITS}
-    return Series(raw.name, raw.values, raw.dates, split, scaler, windows)
+    return Series(raw.name, raw.values, raw.dates, split, scaler, windows, raw.target)
 
 
 def load(config) -> SeriesData:
@@ -528,10 +532,15 @@ def load(config) -> SeriesData:
                 _need(not o.size or o[0] >= period, "data.period", period,
                       f"the first {split} window of {s.name!r} has only {int(o[0]) if o.size else 0} points "
                       "of history")
-    metadata = {"names": list(names), "series": [s.name for s in series],
+    metadata = {"names": list(names), "series": [s.name for s in series], "targets": [s.target for s in series],
                 "scalers": [s.scaler.to_dict() for s in series], "lookback": d.lookback, "horizon": d.horizon,
                 "period": period,
                 "splits": [[s.split.val.start, s.split.test.start, int(s.values.shape[0])] for s in series]}
+    fit = highway_fit(config.model, d.horizon, len(names), period, len(series), d.lookback,
+                      (windows["train"].inputs, windows["train"].targets),
+                      (windows["val"].inputs, windows["val"].targets))
+    if fit is not None:
+        metadata["highway_init"] = fit
     return SeriesData(
         train=train_batches(windows["train"].source(), config.train.batch_size, config.seed),
         val=eval_batches(windows["val"].source(), config.eval.batch_size) if len(windows["val"]) else [],

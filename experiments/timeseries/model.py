@@ -290,6 +290,72 @@ class Forecaster:
             return d["mu"] + d["sigma"] * jax.random.normal(key, d["mu"].shape)
         return d["mu"] + d["sigma"] * jax.random.t(key, d["df"], d["mu"].shape)
 
+    # ------------------------------------------------------------------ highway initialisation
+    def _highway_problem(self, inputs, targets):
+        """``(normalised inputs (N, L), residual targets (N, H))`` of the highway's regression: the
+        targets in the model's normalised units at initialisation (RevIN's affine map is then the
+        identity), less the skip."""
+        import numpy as np
+
+        x = jnp.asarray(inputs, jnp.float32)
+        identity = {"revin": {"gamma": jnp.ones((self.num_features,)), "beta": jnp.zeros((self.num_features,))}}
+        stats = self._stats(identity, x)
+        xn = self._normalise(x, stats)
+        loc, scale = stats[0][:, 0, 0], stats[1][:, 0, 0]
+        yn = (jnp.asarray(targets, jnp.float32)[..., 0] - loc[:, None]) / scale[:, None]
+        return np.asarray(xn[..., 0], np.float64), np.asarray(yn - self.naive(xn), np.float64)
+
+    @staticmethod
+    def _lstsq(xn, resid, order: int, ridge: float):
+        import numpy as np
+
+        X = np.concatenate([xn[:, -order:], np.ones((xn.shape[0], 1))], axis=1)
+        coef = np.linalg.solve(X.T @ X + ridge * X.shape[0] * np.eye(X.shape[1]), X.T @ resid)
+        return coef, X
+
+    def least_squares_highway(self, inputs, targets, val_inputs=None, val_targets=None, orders=None,
+                              ridge: float = 1e-4) -> dict:
+        """The highway's least-squares fit on training windows: the residual of the targets after
+        the skip (normalised units) regressed on the last ``K`` normalised target inputs, with a small
+        ridge. With ``orders`` and validation windows, ``K`` is the order with the lowest validation
+        MAE among them (the smaller on a tie); else ``K = highway``. Returns plain lists
+        ``{"order": K, "w": (K, H), "b": (H,), "sigma": (H,), "val_mae": {K: ...}}`` (``sigma``: the
+        fit's residual spread on the training windows), for :meth:`with_highway_init`."""
+        import numpy as np
+
+        xn, resid = self._highway_problem(inputs, targets)
+        scores = {}
+        if orders is not None and val_inputs is not None and len(val_inputs):
+            vx, vr = self._highway_problem(val_inputs, val_targets)
+            for k in orders:
+                coef, _ = self._lstsq(xn, resid, k, ridge)
+                pred = np.concatenate([vx[:, -k:], np.ones((vx.shape[0], 1))], axis=1) @ coef
+                scores[int(k)] = float(np.mean(np.abs(pred - vr)))
+            order = min(scores, key=lambda k: (scores[k], k))
+        else:
+            if not self.highway:
+                raise ValueError("the model has no highway to fit")
+            order = self.highway
+        coef, X = self._lstsq(xn, resid, order, ridge)
+        sigma = np.sqrt(np.mean((resid - X @ coef) ** 2, axis=0))
+        return {"order": int(order), "w": coef[:-1].tolist(), "b": coef[-1].tolist(), "sigma": sigma.tolist(),
+                "val_mae": scores}
+
+    def with_highway_init(self, params: dict, fit: dict) -> dict:
+        """``params`` starting from the least-squares highway ``fit``, with the head's location output
+        zeroed (so the first forecast is the linear fit, and the network learns the residual) and, for
+        a probabilistic head, its scale starting at the fit's residual spread."""
+        n = self.head_size
+        head = dict(params["head"])
+        head["w"] = head["w"].at[:, :n].set(0.0)
+        head["b"] = head["b"].at[:n].set(0.0)
+        if self.probabilistic:
+            s = jnp.maximum(jnp.asarray(fit["sigma"], jnp.float32) - _MIN_SCALE, 1e-3)
+            head["b"] = head["b"].at[n:2 * n].set(jnp.log(jnp.expm1(s)))  # softplus^-1
+        highway = {"w": jnp.asarray(fit["w"], jnp.float32).reshape(self.highway, n),
+                   "b": jnp.asarray(fit["b"], jnp.float32).reshape(n)}
+        return dict(params, head=head, highway=highway)
+
     # ------------------------------------------------------------------ public
     def objective(self, params, inputs, targets, series=None, *, rng=None, train: bool = False):
         """``(prediction, target)`` of the training objective: ``prediction`` is ``{"mu"}`` (and
@@ -379,12 +445,34 @@ class Forecaster:
         return jax.vmap(path)(jax.random.split(key, n))
 
 
-def from_config(cfg_model, horizon: int, num_features: int, period: int = 0, num_series: int = 1) -> Forecaster:
-    """A :class:`Forecaster` from ``config.model`` (keys as in ``configs/default.py``)."""
+def from_config(cfg_model, horizon: int, num_features: int, period: int = 0, num_series: int = 1,
+                lookback: int = 0, highway_order: int | None = None) -> Forecaster:
+    """A :class:`Forecaster` from ``config.model`` (keys as in ``configs/default.py``). ``highway=-1``
+    (chosen on validation) takes ``highway_order``, the order :func:`highway_fit` chose, or else the
+    ``lookback``."""
     m = cfg_model
+    highway = int(m.highway)
+    if highway == -1:
+        highway = int(highway_order or lookback)
     return Forecaster(structure=m.structure, horizon=int(horizon), num_features=int(num_features), cell=m.cell,
                       hidden=m.hidden, num_layers=m.num_layers, dropout=float(m.dropout), init_scheme=m.init,
                       forget_bias=float(m.forget_bias), skip=m.skip, period=int(period),
-                      matmul_dtype=m.matmul_dtype, norm=m.norm, highway=int(m.highway), head=m.head,
+                      matmul_dtype=m.matmul_dtype, norm=m.norm, highway=highway, head=m.head,
                       num_series=int(num_series), series_embedding=int(m.series_embedding), scan=m.scan,
                       remat=m.remat)
+
+
+def highway_fit(cfg_model, horizon: int, num_features: int, period: int, num_series: int, lookback: int,
+                train: tuple, val: tuple | None = None) -> dict | None:
+    """:meth:`Forecaster.least_squares_highway` of the model that ``config.model`` describes, on the
+    ``(inputs, targets)`` of the training windows; with ``highway=-1`` its order is chosen on the
+    validation windows among ``1..lookback``. None without a highway, or for a model section that
+    the task refuses with its own message."""
+    if not cfg_model.highway:
+        return None
+    try:
+        model = from_config(cfg_model, horizon, num_features, period, num_series, lookback)
+        orders = range(1, lookback + 1) if cfg_model.highway == -1 else None
+        return model.least_squares_highway(*train, *(val or (None, None)), orders=orders)
+    except (ValueError, TypeError, AttributeError):
+        return None

@@ -53,8 +53,10 @@ def check_config(config) -> None:
         _need(m[key] in allowed, f"model.{key}", m[key], f"expected one of {', '.join(allowed)}")
     for key in ("hidden", "num_layers", "ensemble"):
         _need(_is_int(m[key]) and m[key] >= 1, f"model.{key}", m[key], "expected an integer >= 1")
-    for key in ("highway", "series_embedding"):
-        _need(_is_int(m[key]) and m[key] >= 0, f"model.{key}", m[key], "expected an integer >= 0 (0: none)")
+    _need(_is_int(m.series_embedding) and m.series_embedding >= 0, "model.series_embedding", m.series_embedding,
+          "expected an integer >= 0 (0: none)")
+    _need(_is_int(m.highway) and m.highway >= -1, "model.highway", m.highway,
+          "expected an integer: K >= 1 (the last K inputs), -1 (the whole lookback) or 0 (none)")
     _need(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "expected a number in [0, 1)")
     check_inactive(config, defaults, ["model.forget_bias"], m.cell == "lstm",
                    f"model.cell='lstm' (this config has model.cell={m.cell!r})")
@@ -118,7 +120,8 @@ class ForecastTask(Task):
                               "target columns (data.column=a,b) or a folder of CSVs (data.csv=DIR), or set it to 0")
         try:
             self.model = model_lib.from_config(m, metadata["horizon"], len(metadata["names"]), metadata["period"],
-                                               num_series=len(self.series_names))
+                                               num_series=len(self.series_names), lookback=metadata["lookback"],
+                                               highway_order=(metadata.get("highway_init") or {}).get("order"))
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
         self.members = int(m.ensemble)
@@ -129,9 +132,17 @@ class ForecastTask(Task):
 
     # -- model
     def init(self, rng):
+        """Fresh params (members first for an ensemble); a highway starts from its least-squares fit
+        on the training windows (``metadata["highway_init"]``, see :func:`model.highway_fit`)."""
+        fit = self.metadata.get("highway_init")
+
+        def one(key):
+            params = self.model.init(key)
+            return self.model.with_highway_init(params, fit) if fit and self.model.highway else params
+
         if self.members == 1:
-            return self.model.init(rng)
-        return jax.jit(jax.vmap(self.model.init))(jax.random.split(rng, self.members))
+            return one(rng)
+        return jax.jit(jax.vmap(one))(jax.random.split(rng, self.members))
 
     def loss(self, params, batch, rng, *, train: bool, state):
         """Training: the objective (MSE, or the NLL of a probabilistic head), summed over the members
@@ -230,7 +241,7 @@ class ForecastTask(Task):
     def model_name(self) -> str:
         m = self.config.model
         extras = [f"{m.skip} skip" if m.skip != "none" else "", f"norm {m.norm}" if m.norm != "none" else "",
-                  f"highway {m.highway}" if m.highway else "", m.head if m.head != "point" else "",
+                  f"highway {self.model.highway}" if m.highway else "", m.head if m.head != "point" else "",
                   f"embedding {m.series_embedding}" if m.series_embedding else "",
                   f"ensemble of {m.ensemble}" if m.ensemble > 1 else ""]
         extras = [e for e in extras if e]
@@ -254,7 +265,7 @@ def classical_baselines(d: SeriesData, config) -> tuple[dict, dict]:
     per_series, notes = [], {}
     for i, s in enumerate(d.series):
         origins = {split: s.origins(split) for split in ("val", "test")}
-        fc, nt = B.classical(s.values[:, 0], s.split.train.stop, origins, d.horizon, d.period, d.lookback,
+        fc, nt = B.classical(s.values[:, 0], s.split.train.stop, origins, d.horizon, d.period,
                              samples=config.eval.samples, seed=config.seed + i,
                              use_statsforecast=config.eval.statsforecast)
         per_series.append(fc)

@@ -46,7 +46,9 @@ import pkgutil
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 
 from absl import flags
 from ml_collections import config_flags
@@ -220,6 +222,21 @@ def fail(prog: str, message: str, code: int = 2):
     raise SystemExit(code) from None
 
 
+@contextmanager
+def one_line_warnings(prog: str):
+    """Python warnings as ``PROG: warning: MESSAGE``, one line each (not file, line and source)."""
+    previous = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None):
+        return f"{prog}: warning: {' '.join(str(message).split())}\n"
+
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
 def _abandon(prog: str, error: BaseException, where: str) -> None:
     """Ends one process of a multi-process run after an error the others may not share.
 
@@ -250,6 +267,11 @@ def main(experiment: str, task_class: type[Task], load_data: Callable[[config_li
 
     Returns the final metrics (or the verb's result). ``configs_package`` defaults to
     ``experiments.<experiment>.configs``."""
+    with one_line_warnings(f"experiments.{experiment}"):
+        return _main(experiment, task_class, load_data, argv, verbs, configs_package)
+
+
+def _main(experiment, task_class, load_data, argv, verbs, configs_package):
     argv = list(sys.argv[1:] if argv is None else argv)
     verbs = dict(verbs or {})
     if argv and argv[0] in verbs:

@@ -239,6 +239,8 @@ class _Run:
         self.stopped_early: int | None = None
         self.saving: int | None = None  # the step of the save in flight
         self.failed_save: int | None = None
+        self.resume_note: str | None = None
+        self.metadata = {"experiment": task.name, **data.metadata}  # saved with each checkpoint
 
     # -- setup
 
@@ -259,7 +261,8 @@ class _Run:
     def open(self) -> tuple[TrainState, bool]:
         """The state to start from, restored from the workdir if it has a checkpoint.
 
-        A checkpoint from another model raises before anything in the workdir changes."""
+        A checkpoint from another model, experiment or vocabulary raises before anything in the
+        workdir changes; one line on a rebuilt optimizer state is kept in ``self.resume_note``."""
         t = self.t
         manager_args = dict(max_to_keep=t.max_to_keep, best_metric=t.best_metric, best_mode=t.best_mode)
         resumed = None
@@ -274,7 +277,9 @@ class _Run:
                 distributed.agree(f"steps {self.manager.all_steps()}", "checkpoints", self.workdir)
             abstract = self.placement.abstract(jax.eval_shape(self.make_state, self.init_key))
             resumed = ckpt.restore_for_resume(
-                self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items()
+                self.workdir, self.manager, self.config_dict, *abstract.checkpoint_items(),
+                metadata=self.metadata, must_match=tuple(getattr(self.task, "metadata_must_match", ())),
+                fresh_train=lambda: self.make_state(self.init_key).checkpoint_items()[1],
             )
         if self.manager is None:
             self.manager = ckpt.open_manager(self.workdir, **manager_args)
@@ -282,7 +287,7 @@ class _Run:
             config_lib.save_json(self.config, os.path.join(self.workdir, CONFIG_FILE))
         if resumed is None:
             return self.make_state(self.init_key), False
-        _, params, items = resumed
+        params, items, self.resume_note = resumed.params, resumed.train, resumed.note
         state = TrainState(
             step=items["step"],
             params=params,
@@ -297,7 +302,7 @@ class _Run:
     def loop(self, state: TrainState, records: Records, session_start: float) -> tuple[TrainState, dict]:
         """Trains from ``state.step`` to ``train.steps``; returns the state and the last record."""
         t, task, data = self.t, self.task, self.data
-        metadata = {"experiment": task.name, **data.metadata}
+        metadata = self.metadata
         try:
             json.dumps(metadata)
         except (TypeError, ValueError) as e:
@@ -532,7 +537,11 @@ class _Run:
             return state.params
         self.final_eval_step = step
         abstract = self.placement.abstract(jax.eval_shape(lambda: state.params))
-        return ckpt.restore_params(self.manager, step, abstract)
+        params = ckpt.restore_params(self.workdir, self.manager, step, abstract)
+        if params is None:  # unusable (warned): the final eval takes the latest params instead
+            self.final_eval_step = int(jax.device_get(state.step))
+            return state.params
+        return params
 
     def finish(self, state: TrainState, last_record: dict, start: int, session_start: float) -> dict:
         """Final metrics: the last train averages, a validation pass, the task's ``final_eval``."""
@@ -631,6 +640,8 @@ def _session(run: _Run, progress_bar: bool | None, session_start: float, wd: Wor
         records.message(f"workdir {workdir}")
         if resumed:
             records.message(f"resumed from step {start} ({ckpt.checkpoint_dir(workdir)}/{start})")
+            if run.resume_note:
+                records.message(run.resume_note)
         state, last_record = run.loop(state, records, session_start)
     finally:
         records.close()

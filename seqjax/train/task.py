@@ -53,6 +53,9 @@ class Task:
     """
 
     name = ""
+    # Keys of the data's metadata that must equal those saved with a checkpoint to resume from it
+    # (a vocabulary: the same size with other entries would silently remap the embedding rows).
+    metadata_must_match: tuple[str, ...] = ()
 
     def __init__(self, config, metadata: dict):
         self.config = config

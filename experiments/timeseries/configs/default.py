@@ -32,7 +32,8 @@ def get_config() -> ConfigDict:
         skip="none",            # none | last | seasonal: learn a correction to a naive forecast
                                 # (n_to_1 and direct only; seasonal uses data.period)
         norm="none",            # none | last | mean | revin: per-window normalisation of the inputs
-        highway=0,              # K > 0: add a learned linear AR on the last K inputs (LSTNet; n_to_1, direct)
+        highway=0,              # K > 0: add a linear AR on the last K inputs, started at its least-squares
+                                # fit (LSTNet; n_to_1, direct); -1: K chosen on validation in 1..lookback
         head="point",           # point (MSE) | gaussian | student_t (likelihood; CRPS and intervals)
         ensemble=1,             # N > 1: N members from N initialisations, forecasting their mean
         series_embedding=0,     # D > 0: a learned D-vector per series on every input (several series)

@@ -34,11 +34,12 @@ def get_config():
     d.horizon = 12                  # a year ahead
     d.period = 12                   # monthly seasonality: the seasonal-naive baseline and the skip
     t = config.train
-    t.steps = 50                    # early stopping, picked on validation loss (it rises after ~50)
+    t.steps = 300
+    t.patience = 8                  # early stopping: validation loss rises after ~50-100 steps
     t.batch_size = 16               # 144 training windows: 9 steps per epoch
     t.learning_rate = 3e-3
     t.warmup_steps = 10
     t.log_every = 10
     t.eval_every = 10
-    t.checkpoint_every = 50
+    t.checkpoint_every = 100
     return config

@@ -1,0 +1,1 @@
+"""timeseries's sweep files: ``./launch.sh sweep timeseries --sweep <name>`` (see seqjax/sweep/__init__.py)."""
