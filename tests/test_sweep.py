@@ -71,7 +71,7 @@ def test_a_failed_run_is_recorded_and_the_others_finish(tiny):
     assert "8 to run" in out and f"FAILED {FAILS}" in out and "done 7, failed 1, remaining 0" in out
     records = tiny["after_first"]["records"]
     assert records[FAILS]["status"] == "failed" and records[FAILS]["returncode"] != 0
-    assert FAILS in records[FAILS]["error"] and "Error" in records[FAILS]["error"]  # the experiment's own error line
+    assert FAILS in records[FAILS]["error"] and "error: --workdir" in records[FAILS]["error"]  # the run's own line
     assert all(r["status"] == "finished" for name, r in records.items() if name != FAILS) and len(records) == 8
     rows = {r["run"]: r for r in tiny["after_first"]["csv"]}  # aggregated on the partial sweep
     assert rows[FAILS]["status"] == "failed" and rows[FAILS]["error"] == records[FAILS]["error"]

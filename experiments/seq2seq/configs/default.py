@@ -8,8 +8,8 @@ Cost: 1-3 minutes on a 2-core CPU (2000 steps of 64 numbers; measured 52 s of tr
 quiet machine, 183 s on a busy one).
 Expected: greedy exact match about 0.998-1.000 on the 900 validation numbers (measured 1.000, and
 0.9978 with the batch order of an earlier data pipeline), token accuracy about 0.9997-1.0.
-With --config.model.context=last: 0.9956. With --config.data.max_digits=18 the two part: attention 0.990, last 0.836 (0.25 on
-17-18 digits); see experiments/seq2seq/README.md.
+With --config.model.context=last: 0.9956. With --config.data.max_digits=18 the two part:
+attention 0.990, last 0.836 (0.25 on 17-18 digits); see experiments/seq2seq/README.md.
 """
 
 from ml_collections import ConfigDict
