@@ -12,7 +12,14 @@ competitor trains on the protocol's set-up (embedding 64, 2-layer LSTM(256), bat
 * `seqjax`: the trainer's jitted `train_step` (`seqjax.train.state`), fed by chargen's data (`data.train[s]`);
 * `seqjax[bf16]`: the same with `model.matmul_dtype=bfloat16`;
 * `torch`: the loop of `benchmarks/chargen_torch_reference.py`;
-* `torch[bf16]`: the same under `torch.autocast("cpu", torch.bfloat16)`.
+* `torch[bf16]`: the same under `torch.autocast("cpu", torch.bfloat16)`;
+* `seqjax+NAME` (``--variants NAME,...``): the float32 step with one lever of :data:`VARIANTS` on.
+
+With ``--memory`` it prints the step's peak memory instead of timing it: seqjax's from XLA's
+memory analysis of the compiled step (arguments + temporaries + outputs - donated aliases), torch's
+as the growth of a fresh subprocess's peak RSS (``getrusage``) over 5 steps, on top of its
+parameters, which were resident before. Both count parameters, Adam state, gradients and
+activations; the RSS figure also counts what the allocator holds and has not returned.
 
 It prints the CPU model first (ratios differ by machine), then ktok/s per competitor (median and
 best round) and each one's ratio to `torch`. A competitor that cannot run on this machine (on some
@@ -40,6 +47,11 @@ from experiments.chargen import data as chargen_data  # noqa: E402
 from experiments.chargen.configs.protocol import get_config  # noqa: E402
 from experiments.chargen.task import CharGenTask  # noqa: E402
 from seqjax.train.state import Placement, init_state, make_optimizer, make_train_step  # noqa: E402
+
+VARIANTS = {  # a lever measured against the default step: its config overrides
+    "wavefront": {"model.wavefront": True},  # both layers in one time loop (Stack(wavefront=True))
+    "onehot": {"model.embed": "onehot"},  # the embedding as a one-hot matmul instead of a gather
+}
 
 
 class SeqjaxStep:
@@ -93,6 +105,7 @@ def torch_competitor(vocab_size: int, train_ids: np.ndarray, bf16: bool):
 
     torch.manual_seed(0)
     model = CharLSTM(vocab_size)
+    torch_competitor.last_model = model
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     rng = np.random.default_rng(0)
@@ -114,6 +127,60 @@ def torch_competitor(vocab_size: int, train_ids: np.ndarray, bf16: bool):
     return run
 
 
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def seqjax_memory(step: SeqjaxStep) -> dict:
+    """XLA's memory analysis of the compiled step: bytes per kind and their peak."""
+    m = step.compiled().memory_analysis()
+    parts = {"arguments": m.argument_size_in_bytes, "outputs": m.output_size_in_bytes,
+             "temporaries": m.temp_size_in_bytes, "aliased": m.alias_size_in_bytes}
+    parts["peak"] = parts["arguments"] + parts["temporaries"] + parts["outputs"] - parts["aliased"]
+    return parts
+
+
+def _torch_memory_child(vocab_size: int, n_ids: int):
+    """In a fresh process: peak RSS growth over 5 torch steps, plus the parameters' bytes. The ids
+    are drawn here, not read (loading the text would set a higher peak than a step's)."""
+    import resource
+
+    import torch
+
+    ids = np.random.default_rng(0).integers(0, vocab_size, size=n_ids)
+    run = torch_competitor(vocab_size, ids, bf16=False)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    run(5)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    params = sum(p.numel() * p.element_size() for p in torch_competitor.last_model.parameters())
+    print(f"RSS_GROWTH {after - before} PARAMS {params} THREADS {torch.get_num_threads()}")
+
+
+def report_memory(args, variants):
+    import subprocess
+
+    print(header(f"jax {jax.__version__}"), flush=True)
+    print("\n| competitor | peak step memory | how |\n|---|---:|---|")
+    for name, overrides in [("seqjax", {})] + [(f"seqjax+{v}", VARIANTS[v]) for v in variants]:
+        step = SeqjaxStep(args.text, overrides)
+        vocab_size, n_ids = step.task.vocab.size, len(step.data.train_ids)
+        m = seqjax_memory(step)
+        detail = ", ".join(f"{k} {_mb(m[k])}" for k in ("arguments", "temporaries", "outputs", "aliased"))
+        print(f"| {name} | {_mb(m['peak'])} | XLA memory analysis: {detail} |", flush=True)
+    if args.no_torch:
+        return
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r}); "
+            f"from benchmarks.chargen_step import _torch_memory_child; _torch_memory_child({vocab_size}, {n_ids})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    line = [x for x in out.stdout.splitlines() if x.startswith("RSS_GROWTH")]
+    if out.returncode or not line:
+        print(f"| torch | - | skipped: {(out.stderr.strip().splitlines() or ['no output'])[-1]} |")
+        return
+    _, growth, _, params, _, threads = line[0].split()
+    print(f"| torch | {_mb(int(growth) + int(params))} | peak RSS growth over 5 steps {_mb(int(growth))} "
+          f"+ parameters {_mb(int(params))} ({threads} threads) |")
+
+
 def _reason(e: BaseException) -> str:
     """The first line of an exception, for a one-line "skipped" note."""
     text = str(e).strip().splitlines()
@@ -128,16 +195,29 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2 rounds of 2 steps")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-bf16", action="store_true", help="leave out the two bfloat16 competitors")
+    ap.add_argument("--variants", default="", help=f"comma list of {', '.join(VARIANTS)}: also time the "
+                    "float32 step with that lever on")
+    ap.add_argument("--memory", action="store_true", help="print the step's peak memory (seqjax, the --variants, "
+                    "torch) instead of timing it")
     ap.add_argument("--baseline", action="append", default=[], metavar="REV",
                     help="also time seqjax (float32) as of this git commit, side by side (repeatable)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.steps = 2, 2
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"--variants: expected names from {', '.join(VARIANTS)}, got {', '.join(unknown)}")
+    if args.memory:
+        report_memory(args, variants)
+        return
     builders = {}
     seqjax_run, vocab_size, train_ids = seqjax_competitor(args.text, "float32")
     builders["seqjax"] = lambda: seqjax_run
     for rev in args.baseline:
         builders[f"seqjax@{rev}"] = lambda rev=rev: Remote(rev, __file__, "seqjax_run", args.text, {})
+    for v in variants:
+        builders[f"seqjax+{v}"] = lambda v=v: SeqjaxStep(args.text, VARIANTS[v]).run
     if not args.no_bf16:
         builders["seqjax[bf16]"] = lambda: seqjax_competitor(args.text, "bfloat16")[0]
     versions = f"jax {jax.__version__}"

@@ -45,7 +45,7 @@ from jax.interpreters import ad
 from jax.interpreters import partial_eval as pe
 
 from seqjax import _fast
-from seqjax.cells import Cell, make_cell
+from seqjax.cells import Cell, affine, make_cell
 from seqjax.scan import linear_scan
 
 MERGE_MODES = ("concat", "sum", "mean")
@@ -444,7 +444,10 @@ class Stack:
     bidirectional. Final states use PyTorch's ``(num_layers * num_directions, batch, hidden)``
     layout, ordered layer by layer with the forward direction first. Dropout (rate ``dropout``) is
     applied to each layer's output except the last, in training only. ``fused`` and ``remat``
-    are :func:`unroll`'s, for every layer (each layer checkpoints its own chunks). ``cudnn=True``
+    are :func:`unroll`'s, for every layer (each layer checkpoints its own chunks). ``wavefront=True``
+    (unidirectional RNN/LSTM stacks without dropout or remat) runs all layers in one time loop, layer
+    ``l`` at step ``t - l``, differentiated by JAX (the same results; off by default: on CPU it is
+    slower than the fused per-layer loops, benchmarks/README.md). ``cudnn=True``
     (LSTM only) runs all layers as one cuDNN call on a CUDA GPU, with the same params and results
     (:mod:`seqjax.cudnn`; off by default).
     """
@@ -457,6 +460,7 @@ class Stack:
     fused: bool = True
     remat: int = 0
     cudnn: bool = False
+    wavefront: bool = False
 
     carry_batch_axis = 1  # as a core (see step), the carry is (num_layers, batch, hidden)
 
@@ -469,6 +473,15 @@ class Stack:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         object.__setattr__(self, "remat", check_remat(self.remat))
+        if self.wavefront:
+            why = ("it needs a unidirectional stack" if self.bidirectional else
+                   "it has no dropout between layers" if self.dropout > 0 else
+                   "it cannot checkpoint (remat)" if self.remat else
+                   "it is not a cuDNN stack" if self.cudnn else
+                   f"its cell must have a fused rule (rnn or lstm), got {self.cell.name}"
+                   if not self.cell.has_fused_rule else None)
+            if why:
+                raise ValueError(f"Stack(wavefront=True): {why}")
         if self.cudnn:
             from seqjax import cudnn
 
@@ -586,6 +599,9 @@ def _run_stack(stack: Stack, params, xs, carry0, lengths, rng, train, unroll, ti
                           time_major=time_major, impl=cudnn.STACK_IMPL)
     D = stack.num_directions
     h = xs if time_major else jnp.swapaxes(xs, 0, 1)
+    if stack.wavefront:
+        final, h = _wavefront(stack, params, h, carry0, lengths, unroll)
+        return final, (h if time_major else jnp.swapaxes(h, 0, 1))
     kw = dict(lengths=lengths, unroll=unroll, time_major=True, hoist=hoist, fused=stack.fused, remat=stack.remat)
     finals = []
     for layer, p in enumerate(params):
@@ -603,6 +619,51 @@ def _run_stack(stack: Stack, params, xs, carry0, lengths, rng, train, unroll, ti
         h = y
     final = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *finals)
     return final, (h if time_major else jnp.swapaxes(h, 0, 1))
+
+
+def _wavefront(stack: Stack, params, xs, carry0, lengths, unroll):
+    """All layers of a unidirectional stack in one loop of ``T + L - 1`` iterations: iteration ``s``
+    runs layer ``l`` at step ``t = s - l``, whose input is layer ``l - 1``'s output of the iteration
+    before. Layer 0's input projection is one matmul before the loop; each iteration multiplies
+    every layer's hidden state once, by its own recurrent weights and the next layer's input
+    weights side by side. ``xs`` time-major; returns ``(final, ys)`` like :func:`_run_stack`."""
+    cell, L = stack.cell, stack.num_layers
+    T, B = xs.shape[:2]
+    ps = [p["fwd"] for p in params]
+    mm = cell.matmul_dtype
+    H = ps[0]["w_hh"].shape[1]
+    dt = _compute_dtype(ps, xs)
+    if carry0 is None:
+        carry0 = cell.initial_carry((L, B), H, dt)
+    carries = [jax.tree_util.tree_map(lambda a, i=i: a[i].astype(dt), carry0) for i in range(L)]
+    # h_l multiplies [W_hh(l); W_ih(l+1)]: its own next pre-activation and layer l+1's input part
+    w = [jnp.concatenate([ps[i]["w_hh"]] + ([ps[i + 1]["w_ih"]] if i + 1 < L else []), axis=0) for i in range(L)]
+    b = [sum(ps[i][k] for k in ("b_ih", "b_hh") if k in ps[i]) for i in range(L)]
+    b = [None if isinstance(v, int) else v for v in b]
+    gx0 = affine(xs.astype(dt), ps[0]["w_ih"], b[0], mm)
+    gx0 = jnp.concatenate([gx0, jnp.zeros((L - 1,) + gx0.shape[1:], gx0.dtype)])
+    G = ps[0]["w_hh"].shape[0]
+
+    def body(carries, inp):
+        gx, s = inp
+        # layer l at step t = s - l reads layer l-1's output at t, which is layer l-1's hidden state
+        # now wherever step t is real for layer l (a padded step keeps the state; its result is dropped)
+        proj = [affine(cell.carry_hidden(c), w[i], None, mm) for i, c in enumerate(carries)]
+        new = []
+        for i in range(L):
+            pre = proj[i][..., :G] + (gx if i == 0 else proj[i - 1][..., G:])
+            if i > 0 and b[i] is not None:
+                pre = pre + b[i][None, :]
+            c, y, _ = cell.gates(carries[i], pre)
+            t = s - i
+            valid = (t >= 0) & (t < T)
+            valid = jnp.broadcast_to(valid, (B,)) if lengths is None else valid & (t < lengths)
+            new.append(jax.tree_util.tree_map(lambda n, o, v=valid: jnp.where(v[:, None], n, o), c, carries[i]))
+        return new, jnp.where(valid[:, None], y, 0)
+
+    finals, ys = jax.lax.scan(body, carries, (gx0, jnp.arange(T + L - 1)), unroll=unroll)
+    final = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *finals)
+    return final, ys[L - 1:]
 
 
 # positions: stack, train, unroll, time_major, hoist are static
