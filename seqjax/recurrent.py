@@ -45,7 +45,7 @@ from jax.interpreters import ad
 from jax.interpreters import partial_eval as pe
 
 from seqjax import _fast
-from seqjax.cells import Cell, affine, make_cell
+from seqjax.cells import Cell, make_cell
 from seqjax.scan import linear_scan
 
 MERGE_MODES = ("concat", "sum", "mean")
@@ -446,8 +446,8 @@ class Stack:
     applied to each layer's output except the last, in training only. ``fused`` and ``remat``
     are :func:`unroll`'s, for every layer (each layer checkpoints its own chunks). ``wavefront=True``
     (unidirectional RNN/LSTM stacks without dropout or remat) runs all layers in one time loop, layer
-    ``l`` at step ``t - l``, differentiated by JAX (the same results; off by default: on CPU it is
-    slower than the fused per-layer loops, benchmarks/README.md). ``cudnn=True``
+    ``l`` at step ``t - l``, each layer then with its own fused backward sweep (the same results;
+    reverse mode only; off by default, benchmarks/README.md has its speed). ``cudnn=True``
     (LSTM only) runs all layers as one cuDNN call on a CUDA GPU, with the same params and results
     (:mod:`seqjax.cudnn`; off by default).
     """
@@ -478,6 +478,7 @@ class Stack:
                    "it has no dropout between layers" if self.dropout > 0 else
                    "it cannot checkpoint (remat)" if self.remat else
                    "it is not a cuDNN stack" if self.cudnn else
+                   "it runs the fused loop (fused=True)" if not self.fused else
                    f"its cell must have a fused rule (rnn or lstm), got {self.cell.name}"
                    if not self.cell.has_fused_rule else None)
             if why:
@@ -622,48 +623,18 @@ def _run_stack(stack: Stack, params, xs, carry0, lengths, rng, train, unroll, ti
 
 
 def _wavefront(stack: Stack, params, xs, carry0, lengths, unroll):
-    """All layers of a unidirectional stack in one loop of ``T + L - 1`` iterations: iteration ``s``
-    runs layer ``l`` at step ``t = s - l``, whose input is layer ``l - 1``'s output of the iteration
-    before. Layer 0's input projection is one matmul before the loop; each iteration multiplies
-    every layer's hidden state once, by its own recurrent weights and the next layer's input
-    weights side by side. ``xs`` time-major; returns ``(final, ys)`` like :func:`_run_stack`."""
+    """The layers of a ``wavefront`` stack (time-major ``xs``) in :func:`seqjax._fast.wavefront_unroll`."""
     cell, L = stack.cell, stack.num_layers
     T, B = xs.shape[:2]
     ps = [p["fwd"] for p in params]
-    mm = cell.matmul_dtype
-    H = ps[0]["w_hh"].shape[1]
-    dt = _compute_dtype(ps, xs)
+    dt = _compute_dtype(ps, xs, carry0)
     if carry0 is None:
-        carry0 = cell.initial_carry((L, B), H, dt)
+        carry0 = cell.initial_carry((L, B), ps[0]["w_hh"].shape[1], dt)
     carries = [jax.tree_util.tree_map(lambda a, i=i: a[i].astype(dt), carry0) for i in range(L)]
-    # h_l multiplies [W_hh(l); W_ih(l+1)]: its own next pre-activation and layer l+1's input part
-    w = [jnp.concatenate([ps[i]["w_hh"]] + ([ps[i + 1]["w_ih"]] if i + 1 < L else []), axis=0) for i in range(L)]
-    b = [sum(ps[i][k] for k in ("b_ih", "b_hh") if k in ps[i]) for i in range(L)]
-    b = [None if isinstance(v, int) else v for v in b]
-    gx0 = affine(xs.astype(dt), ps[0]["w_ih"], b[0], mm)
-    gx0 = jnp.concatenate([gx0, jnp.zeros((L - 1,) + gx0.shape[1:], gx0.dtype)])
-    G = ps[0]["w_hh"].shape[0]
-
-    def body(carries, inp):
-        gx, s = inp
-        # layer l at step t = s - l reads layer l-1's output at t, which is layer l-1's hidden state
-        # now wherever step t is real for layer l (a padded step keeps the state; its result is dropped)
-        proj = [affine(cell.carry_hidden(c), w[i], None, mm) for i, c in enumerate(carries)]
-        new = []
-        for i in range(L):
-            pre = proj[i][..., :G] + (gx if i == 0 else proj[i - 1][..., G:])
-            if i > 0 and b[i] is not None:
-                pre = pre + b[i][None, :]
-            c, y, _ = cell.gates(carries[i], pre)
-            t = s - i
-            valid = (t >= 0) & (t < T)
-            valid = jnp.broadcast_to(valid, (B,)) if lengths is None else valid & (t < lengths)
-            new.append(jax.tree_util.tree_map(lambda n, o, v=valid: jnp.where(v[:, None], n, o), c, carries[i]))
-        return new, jnp.where(valid[:, None], y, 0)
-
-    finals, ys = jax.lax.scan(body, carries, (gx0, jnp.arange(T + L - 1)), unroll=unroll)
-    final = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *finals)
-    return final, ys[L - 1:]
+    carries = _fast.match_varying(carries, ps, xs, lengths)
+    opts = _fast.default_options(hoist=True, unroll=unroll)
+    finals, ys = _fast.wavefront_unroll(cell, ps, xs, carries, lengths, opts=opts)
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *finals), ys
 
 
 # positions: stack, train, unroll, time_major, hoist are static

@@ -54,6 +54,7 @@ def test_wavefront_time_major_and_zero_carry(x64):
     (dict(dropout=0.1), "dropout"),
     (dict(remat=4), "remat"),
     (dict(cell="gru"), "fused rule"),
+    (dict(fused=False), "fused=True"),
 ])
 def test_wavefront_rejects_what_it_cannot_run(kw, why):
     kw = {"cell": "lstm", "num_layers": 2, **kw}
