@@ -16,10 +16,12 @@ competitor trains on the protocol's set-up (embedding 64, 2-layer LSTM(256), bat
 * `seqjax+NAME` (``--variants NAME,...``): the float32 step with one lever of :data:`VARIANTS` on.
 
 With ``--memory`` it prints the step's peak memory instead of timing it: seqjax's from XLA's
-memory analysis of the compiled step (arguments + temporaries + outputs - donated aliases), torch's
-as the growth of a fresh subprocess's peak RSS (``getrusage``) over 5 steps, on top of its
-parameters, which were resident before. Both count parameters, Adam state, gradients and
-activations; the RSS figure also counts what the allocator holds and has not returned.
+memory analysis of the compiled step (arguments + temporaries + outputs - donated aliases), and for
+both libraries the growth of a fresh subprocess's peak RSS over 5 steps after 2 warm-up steps (Linux:
+the peak is reset through ``/proc/self/clear_refs`` first, then read as ``VmHWM``). The RSS growth
+is what a step allocates beyond what stays resident between steps (parameters, Adam state, and
+whatever the allocator keeps from the warm-up steps), so it compares the two libraries' working
+sets; XLA's figure is the compiled step's own total.
 
 It prints the CPU model first (ratios differ by machine), then ktok/s per competitor (median and
 best round) and each one's ratio to `torch`. A competitor that cannot run on this machine (on some
@@ -105,7 +107,6 @@ def torch_competitor(vocab_size: int, train_ids: np.ndarray, bf16: bool):
 
     torch.manual_seed(0)
     model = CharLSTM(vocab_size)
-    torch_competitor.last_model = model
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     rng = np.random.default_rng(0)
@@ -140,45 +141,63 @@ def seqjax_memory(step: SeqjaxStep) -> dict:
     return parts
 
 
-def _torch_memory_child(vocab_size: int, n_ids: int):
-    """In a fresh process: peak RSS growth over 5 torch steps, plus the parameters' bytes. The ids
-    are drawn here, not read (loading the text would set a higher peak than a step's)."""
-    import resource
-
-    import torch
-
-    ids = np.random.default_rng(0).integers(0, vocab_size, size=n_ids)
-    run = torch_competitor(vocab_size, ids, bf16=False)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    run(5)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    params = sum(p.numel() * p.element_size() for p in torch_competitor.last_model.parameters())
-    print(f"RSS_GROWTH {after - before} PARAMS {params} THREADS {torch.get_num_threads()}")
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def report_memory(args, variants):
+def _rss_growth(run) -> int:
+    """Bytes by which 5 calls of ``run(1)`` raise this process's peak RSS over its RSS before them
+    (Linux: the peak is reset first through ``/proc/self/clear_refs``)."""
+    run(2)  # compile / warm up: first-call allocations are not the step's
+    import gc
+
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _rss_kib("VmRSS")
+    for _ in range(5):
+        run(1)
+    return (_rss_kib("VmHWM") - before) * 1024
+
+
+def _memory_child(kind: str, text_file: str, overrides: dict):
+    """In a fresh process: the peak RSS growth of 5 steps of ``kind`` (seqjax or torch)."""
+    step = SeqjaxStep(text_file, overrides)
+    if kind == "torch":
+        import torch
+
+        torch.set_num_threads(torch.get_num_threads())
+        run = torch_competitor(step.task.vocab.size, step.data.train_ids, bf16=False)
+        del step
+    else:
+        run = step.run
+    print(f"RSS_GROWTH {_rss_growth(run)}")
+
+
+def _child_growth(kind: str, text_file: str, overrides: dict) -> str:
     import subprocess
 
-    print(header(f"jax {jax.__version__}"), flush=True)
-    print("\n| competitor | peak step memory | how |\n|---|---:|---|")
-    for name, overrides in [("seqjax", {})] + [(f"seqjax+{v}", VARIANTS[v]) for v in variants]:
-        step = SeqjaxStep(args.text, overrides)
-        vocab_size, n_ids = step.task.vocab.size, len(step.data.train_ids)
-        m = seqjax_memory(step)
-        detail = ", ".join(f"{k} {_mb(m[k])}" for k in ("arguments", "temporaries", "outputs", "aliased"))
-        print(f"| {name} | {_mb(m['peak'])} | XLA memory analysis: {detail} |", flush=True)
-    if args.no_torch:
-        return
-    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r}); "
-            f"from benchmarks.chargen_step import _torch_memory_child; _torch_memory_child({vocab_size}, {n_ids})")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys; sys.path.insert(0, {root!r}); from benchmarks.chargen_step import _memory_child; "
+            f"_memory_child({kind!r}, {text_file!r}, {overrides!r})")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     line = [x for x in out.stdout.splitlines() if x.startswith("RSS_GROWTH")]
     if out.returncode or not line:
-        print(f"| torch | - | skipped: {(out.stderr.strip().splitlines() or ['no output'])[-1]} |")
-        return
-    _, growth, _, params, _, threads = line[0].split()
-    print(f"| torch | {_mb(int(growth) + int(params))} | peak RSS growth over 5 steps {_mb(int(growth))} "
-          f"+ parameters {_mb(int(params))} ({threads} threads) |")
+        return f"skipped: {(out.stderr.strip().splitlines() or ['no output'])[-1]}"
+    return _mb(int(line[0].split()[1]))
+
+
+def report_memory(args, variants):
+    print(header(f"jax {jax.__version__}"), flush=True)
+    print("\n| competitor | XLA memory analysis: peak (arguments, temporaries, outputs, aliased) | "
+          "peak RSS growth over 5 steps |\n|---|---:|---:|")
+    for name, overrides in [("seqjax", {})] + [(f"seqjax+{v}", VARIANTS[v]) for v in variants]:
+        m = seqjax_memory(SeqjaxStep(args.text, overrides))
+        detail = ", ".join(_mb(m[k]) for k in ("arguments", "temporaries", "outputs", "aliased"))
+        print(f"| {name} | {_mb(m['peak'])} ({detail}) | {_child_growth('seqjax', args.text, overrides)} |", flush=True)
+    if not args.no_torch:
+        print(f"| torch | - | {_child_growth('torch', args.text, {})} |")
 
 
 def _reason(e: BaseException) -> str:
