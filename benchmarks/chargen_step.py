@@ -52,7 +52,6 @@ from seqjax.train.state import Placement, init_state, make_optimizer, make_train
 
 VARIANTS = {  # a lever measured against the default step: its config overrides
     "wavefront": {"model.wavefront": True},  # both layers in one time loop (Stack(wavefront=True))
-    "onehot": {"model.embed": "onehot"},  # the embedding as a one-hot matmul instead of a gather
 }
 
 

@@ -40,12 +40,11 @@ class CharLM:
     scan: str = "auto"  # linear-recurrence cells: the evaluation over time (seqjax.scan)
     remat: int = 0  # jax.checkpoint every `remat` steps (0 = off)
     wavefront: bool = False  # all layers in one time loop (seqjax.recurrent.Stack)
-    embed_mode: str = "gather"  # config key `embed`: gather | onehot
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
             if not ok:
-                key = {"init_scheme": "init", "embed_mode": "embed"}.get(field, field)
+                key = "init" if field == "init_scheme" else field
                 raise ValueError(f"config.model.{key}={getattr(self, field)!r}: {what}")
 
         for field in ("vocab_size", "embed_dim", "hidden", "num_layers"):
@@ -60,7 +59,6 @@ class CharLM:
         need(isinstance(self.remat, int) and not isinstance(self.remat, bool) and self.remat >= 0, "remat",
              "expected an integer >= 0 (steps per checkpoint; 0 = off)")
         need(isinstance(self.wavefront, bool), "wavefront", "expected true or false")
-        need(self.embed_mode in ("gather", "onehot"), "embed_mode", "expected gather or onehot")
         if self.wavefront:
             try:
                 self.stack  # noqa: B018 - builds the Stack, which says what a wavefront cannot run
@@ -73,7 +71,7 @@ class CharLM:
                    cell=cfg_model.cell, num_layers=cfg_model.num_layers, dropout=float(cfg_model.dropout),
                    init_scheme=cfg_model.init, forget_bias=float(cfg_model.forget_bias),
                    matmul_dtype=cfg_model.matmul_dtype, scan=cfg_model.scan, remat=cfg_model.remat,
-                   wavefront=cfg_model.get("wavefront", False), embed_mode=cfg_model.get("embed", "gather"))
+                   wavefront=cfg_model.get("wavefront", False))
 
     @property
     def stack(self) -> Stack:
@@ -96,8 +94,6 @@ class CharLM:
         return self.stack.initial_carry(batch_size, self.hidden)
 
     def embed(self, params, ids):
-        if self.embed_mode == "onehot":
-            return jax.nn.one_hot(ids, self.vocab_size, dtype=params["embed"].dtype) @ params["embed"]
         return params["embed"][ids]
 
     def head(self, params, h):

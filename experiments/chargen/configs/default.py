@@ -29,7 +29,6 @@ def get_config() -> ConfigDict:
         scan="auto",  # mingru | minlstm | rglru: auto | sequential | chunked | associative (seqjax.scan)
         remat=0,  # checkpoint every k steps (jax.checkpoint): less memory, more time; 0 = off
         wavefront=False,  # rnn | lstm without dropout: all layers in one time loop (Stack(wavefront=True))
-        embed="gather",  # gather | onehot (a one-hot matmul; the same numbers)
     ))
     config.data = ConfigDict(dict(
         source="embedded",    # embedded | file | tiny_shakespeare
