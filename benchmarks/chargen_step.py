@@ -12,7 +12,16 @@ competitor trains on the protocol's set-up (embedding 64, 2-layer LSTM(256), bat
 * `seqjax`: the trainer's jitted `train_step` (`seqjax.train.state`), fed by chargen's data (`data.train[s]`);
 * `seqjax[bf16]`: the same with `model.matmul_dtype=bfloat16`;
 * `torch`: the loop of `benchmarks/chargen_torch_reference.py`;
-* `torch[bf16]`: the same under `torch.autocast("cpu", torch.bfloat16)`.
+* `torch[bf16]`: the same under `torch.autocast("cpu", torch.bfloat16)`;
+* `seqjax+NAME` (``--variants NAME,...``): the float32 step with one lever of :data:`VARIANTS` on.
+
+With ``--memory`` it prints the step's peak memory instead of timing it: seqjax's from XLA's
+memory analysis of the compiled step (arguments + temporaries + outputs - donated aliases), and for
+both libraries the growth of a fresh subprocess's peak RSS over 5 steps after 2 warm-up steps (Linux:
+the peak is reset through ``/proc/self/clear_refs`` first, then read as ``VmHWM``). The RSS growth
+is what a step allocates beyond what stays resident between steps (parameters, Adam state, and
+whatever the allocator keeps from the warm-up steps), so it compares the two libraries' working
+sets; XLA's figure is the compiled step's own total.
 
 It prints the CPU model first (ratios differ by machine), then ktok/s per competitor (median and
 best round) and each one's ratio to `torch`. A competitor that cannot run on this machine (on some
@@ -40,6 +49,10 @@ from experiments.chargen import data as chargen_data  # noqa: E402
 from experiments.chargen.configs.protocol import get_config  # noqa: E402
 from experiments.chargen.task import CharGenTask  # noqa: E402
 from seqjax.train.state import Placement, init_state, make_optimizer, make_train_step  # noqa: E402
+
+VARIANTS = {  # a lever measured against the default step: its config overrides
+    "wavefront": {"model.wavefront": True},  # both layers in one time loop (Stack(wavefront=True))
+}
 
 
 class SeqjaxStep:
@@ -114,6 +127,78 @@ def torch_competitor(vocab_size: int, train_ids: np.ndarray, bf16: bool):
     return run
 
 
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def seqjax_memory(step: SeqjaxStep) -> dict:
+    """XLA's memory analysis of the compiled step: bytes per kind and their peak."""
+    m = step.compiled().memory_analysis()
+    parts = {"arguments": m.argument_size_in_bytes, "outputs": m.output_size_in_bytes,
+             "temporaries": m.temp_size_in_bytes, "aliased": m.alias_size_in_bytes}
+    parts["peak"] = parts["arguments"] + parts["temporaries"] + parts["outputs"] - parts["aliased"]
+    return parts
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _rss_growth(run) -> int:
+    """Bytes by which 5 calls of ``run(1)`` raise this process's peak RSS over its RSS before them
+    (Linux: the peak is reset first through ``/proc/self/clear_refs``)."""
+    run(2)  # compile / warm up: first-call allocations are not the step's
+    import gc
+
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _rss_kib("VmRSS")
+    for _ in range(5):
+        run(1)
+    return (_rss_kib("VmHWM") - before) * 1024
+
+
+def _memory_child(kind: str, text_file: str, overrides: dict):
+    """In a fresh process: the peak RSS growth of 5 steps of ``kind`` (seqjax or torch)."""
+    step = SeqjaxStep(text_file, overrides)
+    if kind == "torch":
+        import torch
+
+        torch.set_num_threads(torch.get_num_threads())
+        run = torch_competitor(step.task.vocab.size, step.data.train_ids, bf16=False)
+        del step
+    else:
+        run = step.run
+    print(f"RSS_GROWTH {_rss_growth(run)}")
+
+
+def _child_growth(kind: str, text_file: str, overrides: dict) -> str:
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys; sys.path.insert(0, {root!r}); from benchmarks.chargen_step import _memory_child; "
+            f"_memory_child({kind!r}, {text_file!r}, {overrides!r})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    line = [x for x in out.stdout.splitlines() if x.startswith("RSS_GROWTH")]
+    if out.returncode or not line:
+        return f"skipped: {(out.stderr.strip().splitlines() or ['no output'])[-1]}"
+    return _mb(int(line[0].split()[1]))
+
+
+def report_memory(args, variants):
+    print(header(f"jax {jax.__version__}"), flush=True)
+    print("\n| competitor | XLA memory analysis: peak (arguments, temporaries, outputs, aliased) | "
+          "peak RSS growth over 5 steps |\n|---|---:|---:|")
+    for name, overrides in [("seqjax", {})] + [(f"seqjax+{v}", VARIANTS[v]) for v in variants]:
+        m = seqjax_memory(SeqjaxStep(args.text, overrides))
+        detail = ", ".join(_mb(m[k]) for k in ("arguments", "temporaries", "outputs", "aliased"))
+        print(f"| {name} | {_mb(m['peak'])} ({detail}) | {_child_growth('seqjax', args.text, overrides)} |", flush=True)
+    if not args.no_torch:
+        print(f"| torch | - | {_child_growth('torch', args.text, {})} |")
+
+
 def _reason(e: BaseException) -> str:
     """The first line of an exception, for a one-line "skipped" note."""
     text = str(e).strip().splitlines()
@@ -128,16 +213,29 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2 rounds of 2 steps")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-bf16", action="store_true", help="leave out the two bfloat16 competitors")
+    ap.add_argument("--variants", default="", help=f"comma list of {', '.join(VARIANTS)}: also time the "
+                    "float32 step with that lever on")
+    ap.add_argument("--memory", action="store_true", help="print the step's peak memory (seqjax, the --variants, "
+                    "torch) instead of timing it")
     ap.add_argument("--baseline", action="append", default=[], metavar="REV",
                     help="also time seqjax (float32) as of this git commit, side by side (repeatable)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.steps = 2, 2
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"--variants: expected names from {', '.join(VARIANTS)}, got {', '.join(unknown)}")
+    if args.memory:
+        report_memory(args, variants)
+        return
     builders = {}
     seqjax_run, vocab_size, train_ids = seqjax_competitor(args.text, "float32")
     builders["seqjax"] = lambda: seqjax_run
     for rev in args.baseline:
         builders[f"seqjax@{rev}"] = lambda rev=rev: Remote(rev, __file__, "seqjax_run", args.text, {})
+    for v in variants:
+        builders[f"seqjax+{v}"] = lambda v=v: SeqjaxStep(args.text, VARIANTS[v]).run
     if not args.no_bf16:
         builders["seqjax[bf16]"] = lambda: seqjax_competitor(args.text, "bfloat16")[0]
     versions = f"jax {jax.__version__}"

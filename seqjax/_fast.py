@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from seqjax.cells import Cell, affine, mixed_dot
+from seqjax.cells import Cell, affine, matmul, mixed_dot
 
 
 class Options(NamedTuple):
@@ -336,3 +336,92 @@ def fused_unroll(cell: Cell, params, xs, carry0, lengths, *, reverse: bool, opts
     in the layout of ``xs``, exactly like the plain scan in :func:`seqjax.recurrent.unroll`."""
     p = {k: params[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if k in params}
     return _fused(cell, opts, bool(reverse), 0 if time_major else 1, p, xs, carry0, lengths)
+
+
+# ------------------------------------------------------------------ layer wavefront
+
+
+def _wave_forward(cell, opts, params, xs, carry0, lengths, save):
+    """All layers of a unidirectional stack in one loop of ``T + L - 1`` iterations, time-major:
+    iteration ``s`` runs layer ``l`` at step ``t = s - l``. Layer ``l`` reads layer ``l - 1``'s
+    output at ``t``, which is that layer's hidden state at the start of the iteration wherever step
+    ``t`` is real for layer ``l`` (a padded step holds the state, and layer ``l`` drops its result
+    there). So every hidden state is multiplied once per iteration, by ``[W_hh(l); W_ih(l+1)]``.
+    Returns ``(finals, ys, saved)``, per layer, with each layer's outputs and ``gates``' saved."""
+    L, (T, B) = len(params), xs.shape[:2]
+    mm, dt = cell.matmul_dtype, cell.carry_hidden(carry0[0]).dtype
+    G, H = params[0]["w_hh"].shape
+    ws = [_weights(cell, p) for p in params]
+    w = [jnp.concatenate([ws[i][1]] + ([ws[i + 1][0]] if i + 1 < L else []), axis=0) for i in range(L)]
+    b = [None if "b_ih" not in p else p["b_ih"] + p["b_hh"] for p in params]
+    gx0 = affine(xs.astype(dt), ws[0][0], b[0], mm)
+    seed, count = params[0]["w_hh"].reshape(-1)[0], iter(range(1 << 20))
+    bufs = {"ys": [_blank((T, B, H), dt, seed, next(count)) for _ in range(L)]}
+    if save:
+        spec = jax.eval_shape(lambda c, a: cell.gates(c, a)[2], carry0[0], jax.ShapeDtypeStruct((B, G), dt))
+        bufs["saved"] = [jax.tree_util.tree_map(lambda s: _blank((T, B, s.shape[-1]), s.dtype, seed, next(count)),
+                                                spec) for _ in range(L)]
+    bufs = match_varying(bufs, xs, params, carry0, lengths)
+
+    def put(buf, val, t, inside):  # outside 0..T-1 the clamped slot keeps what it holds
+        tc = jnp.clip(t, 0, T - 1)
+        return _put(buf, jnp.where(inside, val.astype(buf.dtype), _get(buf, tc, 0)), tc, 0)
+
+    def body(s, state):
+        carries, bufs = state
+        proj = [matmul(cell.carry_hidden(c), w[i], mm) for i, c in enumerate(carries)]
+        new, bufs = [], {k: list(v) for k, v in bufs.items()}
+        for i in range(L):
+            t = s - i
+            inside = (t >= 0) & (t < T)
+            pre = proj[i][:, :G] + (_get(gx0, jnp.clip(t, 0, T - 1), 0) if i == 0 else proj[i - 1][:, G:])
+            if i > 0 and b[i] is not None:
+                pre = pre + b[i][None, :]
+            c, y, saved = cell.gates(carries[i], pre)
+            valid = jnp.broadcast_to(inside, (B,)) if lengths is None else inside & (t < lengths)
+            bufs["ys"][i] = put(bufs["ys"][i], _sel(valid, y, jnp.zeros_like(y)), t, inside)
+            if save:
+                bufs["saved"][i] = jax.tree_util.tree_map(lambda bf, v, t=t, inside=inside: put(bf, v, t, inside),
+                                                          bufs["saved"][i], saved)
+            new.append(_sel_tree(valid, c, carries[i]))
+        return new, bufs
+
+    finals, bufs = _loop(body, (list(carry0), bufs), T + L - 1, opts.unroll)
+    return finals, bufs["ys"], bufs.get("saved")
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _wave(cell, opts, params, xs, carry0, lengths):
+    finals, ys, _ = _wave_forward(cell, opts, params, xs, carry0, lengths, save=False)
+    return finals, ys[-1]
+
+
+def _wave_fwd(cell, opts, params, xs, carry0, lengths):
+    finals, ys, saved = _wave_forward(cell, opts, params, xs, carry0, lengths, save=True)
+    return (finals, ys[-1]), (params, xs, carry0, lengths, finals, ys, saved)
+
+
+def _wave_bwd(cell, opts, res, cts):
+    """Each layer's own fused backward sweep, top layer first; a layer's input gradient is the
+    output gradient of the layer below."""
+    params, xs, carry0, lengths, finals, ys, saved = res
+    d_finals, dy = cts
+    L = len(params)
+    d_params, d_carry0 = [None] * L, [None] * L
+    for i in reversed(range(L)):
+        x_i = xs if i == 0 else ys[i - 1]
+        res_i = (params[i], x_i, carry0[i], lengths, finals[i], ys[i], saved[i])
+        d_params[i], dy, d_carry0[i], _ = _fused_bwd(cell, opts, False, 0, res_i, (d_finals[i], dy))
+    return d_params, dy, d_carry0, None
+
+
+_wave.defvjp(_wave_fwd, _wave_bwd)
+
+
+def wavefront_unroll(cell: Cell, params: list, xs, carry0: list, lengths, *, opts: Options):
+    """A unidirectional stack of ``len(params)`` layers in one time loop (see :func:`_wave_forward`),
+    with each layer's fused backward. ``xs`` ``(T, B, I)`` time-major, ``carry0`` a list of per-layer
+    carries in the compute dtype. Returns ``(per-layer final carries, top layer's ys)``, exactly
+    what the layers run one after another through :func:`fused_unroll` give."""
+    p = [{k: q[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if k in q} for q in params]
+    return _wave(cell, opts, p, xs, list(carry0), lengths)

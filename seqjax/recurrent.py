@@ -444,7 +444,10 @@ class Stack:
     bidirectional. Final states use PyTorch's ``(num_layers * num_directions, batch, hidden)``
     layout, ordered layer by layer with the forward direction first. Dropout (rate ``dropout``) is
     applied to each layer's output except the last, in training only. ``fused`` and ``remat``
-    are :func:`unroll`'s, for every layer (each layer checkpoints its own chunks). ``cudnn=True``
+    are :func:`unroll`'s, for every layer (each layer checkpoints its own chunks). ``wavefront=True``
+    (unidirectional RNN/LSTM stacks without dropout or remat) runs all layers in one time loop, layer
+    ``l`` at step ``t - l``, each layer then with its own fused backward sweep (the same results;
+    reverse mode only; off by default, benchmarks/README.md has its speed). ``cudnn=True``
     (LSTM only) runs all layers as one cuDNN call on a CUDA GPU, with the same params and results
     (:mod:`seqjax.cudnn`; off by default).
     """
@@ -457,6 +460,7 @@ class Stack:
     fused: bool = True
     remat: int = 0
     cudnn: bool = False
+    wavefront: bool = False
 
     carry_batch_axis = 1  # as a core (see step), the carry is (num_layers, batch, hidden)
 
@@ -469,6 +473,16 @@ class Stack:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         object.__setattr__(self, "remat", check_remat(self.remat))
+        if self.wavefront:
+            why = ("it needs a unidirectional stack" if self.bidirectional else
+                   "it has no dropout between layers" if self.dropout > 0 else
+                   "it cannot checkpoint (remat)" if self.remat else
+                   "it is not a cuDNN stack" if self.cudnn else
+                   "it runs the fused loop (fused=True)" if not self.fused else
+                   f"its cell must have a fused rule (rnn or lstm), got {self.cell.name}"
+                   if not self.cell.has_fused_rule else None)
+            if why:
+                raise ValueError(f"Stack(wavefront=True): {why}")
         if self.cudnn:
             from seqjax import cudnn
 
@@ -586,6 +600,9 @@ def _run_stack(stack: Stack, params, xs, carry0, lengths, rng, train, unroll, ti
                           time_major=time_major, impl=cudnn.STACK_IMPL)
     D = stack.num_directions
     h = xs if time_major else jnp.swapaxes(xs, 0, 1)
+    if stack.wavefront:
+        final, h = _wavefront(stack, params, h, carry0, lengths, unroll)
+        return final, (h if time_major else jnp.swapaxes(h, 0, 1))
     kw = dict(lengths=lengths, unroll=unroll, time_major=True, hoist=hoist, fused=stack.fused, remat=stack.remat)
     finals = []
     for layer, p in enumerate(params):
@@ -603,6 +620,21 @@ def _run_stack(stack: Stack, params, xs, carry0, lengths, rng, train, unroll, ti
         h = y
     final = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *finals)
     return final, (h if time_major else jnp.swapaxes(h, 0, 1))
+
+
+def _wavefront(stack: Stack, params, xs, carry0, lengths, unroll):
+    """The layers of a ``wavefront`` stack (time-major ``xs``) in :func:`seqjax._fast.wavefront_unroll`."""
+    cell, L = stack.cell, stack.num_layers
+    T, B = xs.shape[:2]
+    ps = [p["fwd"] for p in params]
+    dt = _compute_dtype(ps, xs, carry0)
+    if carry0 is None:
+        carry0 = cell.initial_carry((L, B), ps[0]["w_hh"].shape[1], dt)
+    carries = [jax.tree_util.tree_map(lambda a, i=i: a[i].astype(dt), carry0) for i in range(L)]
+    carries = _fast.match_varying(carries, ps, xs, lengths)
+    opts = _fast.default_options(hoist=True, unroll=unroll)
+    finals, ys = _fast.wavefront_unroll(cell, ps, xs, carries, lengths, opts=opts)
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *finals), ys
 
 
 # positions: stack, train, unroll, time_major, hoist are static

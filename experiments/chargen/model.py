@@ -39,6 +39,7 @@ class CharLM:
     matmul_dtype: str = "float32"  # float32 | bfloat16 (recurrent matmuls; see seqjax.cells.Cell)
     scan: str = "auto"  # linear-recurrence cells: the evaluation over time (seqjax.scan)
     remat: int = 0  # jax.checkpoint every `remat` steps (0 = off)
+    wavefront: bool = False  # all layers in one time loop (seqjax.recurrent.Stack)
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
@@ -57,18 +58,25 @@ class CharLM:
         need(self.scan in SCAN_CHOICES, "scan", f"expected one of {', '.join(SCAN_CHOICES)}")
         need(isinstance(self.remat, int) and not isinstance(self.remat, bool) and self.remat >= 0, "remat",
              "expected an integer >= 0 (steps per checkpoint; 0 = off)")
+        need(isinstance(self.wavefront, bool), "wavefront", "expected true or false")
+        if self.wavefront:
+            try:
+                self.stack  # noqa: B018 - builds the Stack, which says what a wavefront cannot run
+            except ValueError as e:
+                raise ValueError(f"config.model.wavefront=True: {e}") from None
 
     @classmethod
     def from_config(cls, cfg_model, vocab_size: int) -> CharLM:
         return cls(vocab_size=vocab_size, embed_dim=cfg_model.embed_dim, hidden=cfg_model.hidden,
                    cell=cfg_model.cell, num_layers=cfg_model.num_layers, dropout=float(cfg_model.dropout),
                    init_scheme=cfg_model.init, forget_bias=float(cfg_model.forget_bias),
-                   matmul_dtype=cfg_model.matmul_dtype, scan=cfg_model.scan, remat=cfg_model.remat)
+                   matmul_dtype=cfg_model.matmul_dtype, scan=cfg_model.scan, remat=cfg_model.remat,
+                   wavefront=cfg_model.get("wavefront", False))
 
     @property
     def stack(self) -> Stack:
         return Stack(make_cell(self.cell, matmul_dtype=self.matmul_dtype, scan=self.scan), num_layers=self.num_layers,
-                     dropout=self.dropout, remat=self.remat)
+                     dropout=self.dropout, remat=self.remat, wavefront=self.wavefront)
 
     def init(self, key: jax.Array) -> dict:
         k_emb, k_rnn, k_w, k_b = jax.random.split(key, 4)

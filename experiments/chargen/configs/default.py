@@ -28,6 +28,7 @@ def get_config() -> ConfigDict:
         matmul_dtype="float32",  # float32 | bfloat16 (recurrent matmuls in bf16, summed in f32)
         scan="auto",  # mingru | minlstm | rglru: auto | sequential | chunked | associative (seqjax.scan)
         remat=0,  # checkpoint every k steps (jax.checkpoint): less memory, more time; 0 = off
+        wavefront=False,  # rnn | lstm without dropout: all layers in one time loop (Stack(wavefront=True))
     ))
     config.data = ConfigDict(dict(
         source="embedded",    # embedded | file | tiny_shakespeare
