@@ -1,10 +1,10 @@
-"""Monthly electrical-equipment index (../shared/data/elec_equip.csv), 12 months ahead, period 12.
+"""Monthly electrical-equipment index (elec_equip.csv), 12 months ahead, period 12.
 
     ./launch.sh timeseries --config elec_equip --config.data.csv=PATH/elec_equip.csv
 
 The series is the euro area's monthly electrical-equipment manufacturing index (ECB series
-STS.M.I7.W.TOVT.NS0016.4.000, 1995-2016), not shipped with the repository; the default path is
-../shared/data/elec_equip.csv, relative to the repository root.
+STS.M.I7.W.TOVT.NS0016.4.000, 1995-2016, 257 months; columns DATE and the series code), not
+shipped with the repository: pass your copy with --config.data.csv=PATH (required).
 
 257 months split 70/15/15 leave only 144 training windows; the 2008-09 crash is in training, the
 recovery in validation and a calm 2013-16 in test, where seasonal naive is hard to beat. Settings
@@ -27,7 +27,7 @@ def get_config():
     m.skip = "seasonal"             # learn a correction to seasonal naive (like seasonal differencing)
     d = config.data
     d.source = "csv"
-    d.csv = "../shared/data/elec_equip.csv"
+    # d.csv: no default, the file is not shipped; --config.data.csv=PATH is required
     d.column = "STS.M.I7.W.TOVT.NS0016.4.000"
     d.date_column = "DATE"          # monthly dates, used on the forecast plot's axis
     d.lookback = 24                 # two seasons of input
