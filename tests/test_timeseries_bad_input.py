@@ -49,6 +49,7 @@ CASES = {
     "negative mg_beta": (lambda f: ["--config.data.mg_beta=-0.2"], "config.data.mg_beta=-0.2: expected a finite "
                                                                    "number > 0"),
     "negative mg_n": (lambda f: ["--config.data.mg_n=-10.0"], "config.data.mg_n=-10.0: expected a finite number > 0"),
+    "zero mg_n": (lambda f: ["--config.data.mg_n=0.0"], "config.data.mg_n=0.0: expected a finite number > 0"),
     "mg_dt off the grid": (lambda f: ["--config.data.mg_dt=0.3"], "config.data.mg_dt=0.3: expected a step in (0, 1]"),
     "negative sine noise": (lambda f: ["--config.data.source=sine", "--config.data.sine_noise=-1.0"],
                             "config.data.sine_noise=-1.0: expected a finite number >= 0"),
