@@ -110,6 +110,8 @@ def test_forecast_verb_reads_a_csv_and_writes_csv_and_png(trained, tmp_path, cap
         cli.run(["forecast", "--workdir", str(workdir), "--csv", str(tmp_path / "other.csv")])
     err = capsys.readouterr().err
     assert info.value.code == 2 and "trained on the column(s) ['mackey_glass'], but the file has ['t', 'y']" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not list(workdir.glob("forecast_other*")), "a refused forecast wrote its files"
     (tmp_path / "short.csv").write_text("mackey_glass\n0.5\n0.6\n")
     with pytest.raises(SystemExit) as info:
         cli.run(["forecast", "--workdir", str(workdir), "--csv", str(tmp_path / "short.csv")])

@@ -49,6 +49,7 @@ CASES = {
     "negative mg_beta": (lambda f: ["--config.data.mg_beta=-0.2"], "config.data.mg_beta=-0.2: expected a finite "
                                                                    "number > 0"),
     "negative mg_n": (lambda f: ["--config.data.mg_n=-10.0"], "config.data.mg_n=-10.0: expected a finite number > 0"),
+    "zero mg_n": (lambda f: ["--config.data.mg_n=0.0"], "config.data.mg_n=0.0: expected a finite number > 0"),
     "mg_dt off the grid": (lambda f: ["--config.data.mg_dt=0.3"], "config.data.mg_dt=0.3: expected a step in (0, 1]"),
     "negative sine noise": (lambda f: ["--config.data.source=sine", "--config.data.sine_noise=-1.0"],
                             "config.data.sine_noise=-1.0: expected a finite number >= 0"),
@@ -81,3 +82,19 @@ def test_bad_input_is_one_line_and_writes_nothing(files, tmp_path, capsys, case)
     assert err.startswith("experiments.timeseries: error: ") and len(err.strip().splitlines()) == 1, err
     assert message in err, err
     assert "Traceback" not in err and not workdir.exists()
+
+
+@pytest.mark.parametrize("preset", ["elec_equip", "nile"])
+def test_real_series_presets_need_the_path_of_their_csv(files, tmp_path, capsys, preset):
+    # the files are not shipped, so the presets have no default path: without one, or with one that
+    # is absent, the run stops with one line and no workdir
+    for overrides, message in [([], "data.source='csv' needs the path: --config.data.csv=PATH"),
+                               ([f"--config.data.csv={tmp_path / 'absent.csv'}"], "absent.csv': no such file")]:
+        workdir = tmp_path / "w"
+        with pytest.raises(SystemExit) as exc:
+            cli.run(["--config", preset, "--workdir", str(workdir), *overrides])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2, err
+        assert err.startswith("experiments.timeseries: error: ") and len(err.strip().splitlines()) == 1, err
+        assert message in err, err
+        assert "Traceback" not in err and not workdir.exists()

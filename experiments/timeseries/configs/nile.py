@@ -2,8 +2,9 @@
 
     ./launch.sh timeseries --config nile --config.data.csv=PATH/nile.csv [--config.data.horizon=5]
 
-Not shipped with the repository (the classical series of Cobb 1978 and Durbin and Koopman; any
-CSV with a ``volume`` column works, or name yours with --config.data.column).
+Not shipped with the repository (the classical series of Cobb 1978 and Durbin and Koopman; columns
+year and volume): pass your copy with --config.data.csv=PATH (required). Any CSV with a ``volume``
+column works, or name yours with --config.data.column.
 """
 
 from experiments.timeseries.configs.default import get_config as _default
@@ -17,7 +18,7 @@ def get_config():
     m.hidden = 16
     d = config.data
     d.source = "csv"
-    d.csv = "../shared/data/nile.csv"
+    # d.csv: no default, the file is not shipped; --config.data.csv=PATH is required
     d.column = "volume"
     d.date_column = "year"
     d.lookback = 10
