@@ -131,6 +131,9 @@ def test_compare_chooses_on_validation_and_reads_test_only(global_run, tmp_path,
     assert facts["chosen"] == "model.cell=gru" and facts["test_mae_mean"] == pytest.approx(2.1)
     assert facts["ratio"] == pytest.approx(2.1 / 1.6) and "short of the target" in table
     assert table.index("| model.cell=gru |") < table.index("| model.cell=lstm |")
+    # several directories: each configuration is named with the directory it came from
+    table, _ = compare([str(root), str(workdir)])
+    assert "| sweep: model.cell=gru |" in table and f"| {workdir.name}: " in table
     with pytest.raises(SystemExit) as exc:
         cli.run(["compare", str(tmp_path / "nothing")])
     assert exc.value.code == 2 and "neither a finished run" in capsys.readouterr().err

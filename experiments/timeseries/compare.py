@@ -81,7 +81,13 @@ def groups_of(directory: str) -> list[dict]:
 
 def compare(directories: list[str]) -> tuple[str, dict]:
     """The Markdown table and verdict of :mod:`compare`, and the chosen configuration's figures."""
-    groups = [g for d in directories for g in groups_of(d)]
+    groups = []
+    for d in directories:
+        found = groups_of(d)
+        if len(directories) > 1:  # the same setting can appear in two sweeps: say which one
+            for g in found:
+                g["name"] = f"{os.path.basename(os.path.normpath(d))}: {g['name']}"
+        groups += found
     for g in groups:
         g["select"] = _mean(r.get(SELECT) for r in g["runs"])
     ranked = sorted(groups, key=lambda g: g["select"])
