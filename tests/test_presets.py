@@ -40,6 +40,8 @@ def test_a_preset_parses_and_passes_its_checks(experiment, preset):
     assert not unset, f"{experiment}/{preset}: keys without a type: {unset}"
     if experiment == "chargen" and config.data.source == "file":
         config.data.text_file = "a_file.txt"  # the protocol preset takes the file from the command line
+    if experiment == "timeseries" and config.data.source == "csv":
+        config.data.csv = "series.csv"  # the real-series presets take the file from the command line
     importlib.import_module(f"experiments.{experiment}.data").check_config(config)
     task = importlib.import_module(f"experiments.{experiment}.task")
     if hasattr(task, "check_config"):
