@@ -1,6 +1,6 @@
-"""PyTorch reference for the chargen protocol (../shared/data/README.md), for side-by-side runs.
+"""PyTorch reference for the chargen protocol (`--config protocol`), for side-by-side runs.
 
-    TORCH=1 ./launch.sh python benchmarks/chargen_torch_reference.py --text ../shared/data/shakespeare.txt
+    TORCH=1 ./launch.sh python benchmarks/chargen_torch_reference.py --text PATH/shakespeare.txt
 
 Same set-up as `./launch.sh chargen --config protocol`: embedding 64, 2-layer LSTM(256), batch 32
 random 128-char windows from the first 90% of the text, Adam 2e-3, clip-norm 5, 3000 steps;

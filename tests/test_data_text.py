@@ -47,7 +47,7 @@ def test_char_vocab_json_round_trip():
 
 def test_char_vocab_on_shared_shakespeare():
     if not os.path.exists(SHARED_TEXT):
-        pytest.skip("../shared/data/shakespeare.txt is not present (only beside the workplace checkout)")
+        pytest.skip("shakespeare.txt (not shipped with the repository) is not present beside the checkout")
     text = read_text_file(SHARED_TEXT, min_chars=1000)
     vocab = CharVocab.from_text(text)
     assert vocab.size == 85  # as stated in shared/data/README.md

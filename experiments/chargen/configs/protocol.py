@@ -1,4 +1,4 @@
-"""The comparison protocol of ../shared/data/README.md (and the PyTorch reference run).
+"""The comparison protocol: Shakespeare's works as one text, the set-up the PyTorch reference run shares.
 
     ./launch.sh chargen --config protocol --config.data.text_file=PATH/shakespeare.txt
 
