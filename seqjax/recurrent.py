@@ -474,11 +474,11 @@ class Stack:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         object.__setattr__(self, "remat", check_remat(self.remat))
         if self.wavefront:
-            why = ("it needs a unidirectional stack" if self.bidirectional else
-                   "it has no dropout between layers" if self.dropout > 0 else
-                   "it cannot checkpoint (remat)" if self.remat else
-                   "it is not a cuDNN stack" if self.cudnn else
-                   "it runs the fused loop (fused=True)" if not self.fused else
+            why = ("it needs a unidirectional stack, got bidirectional=True" if self.bidirectional else
+                   f"it needs dropout=0 between layers, got dropout={self.dropout}" if self.dropout > 0 else
+                   f"it cannot checkpoint, so it needs remat=0, got remat={self.remat}" if self.remat else
+                   "it cannot run on cuDNN, got cudnn=True" if self.cudnn else
+                   "it runs the fused loop, so it needs fused=True, got fused=False" if not self.fused else
                    f"its cell must have a fused rule (rnn or lstm), got {self.cell.name}"
                    if not self.cell.has_fused_rule else None)
             if why:
