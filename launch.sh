@@ -51,7 +51,7 @@ setup() {
     "$base" -c 'import sys; assert sys.version_info >= (3, 10), "seqjax needs Python >= 3.10"' || exit 1
     "$base" -m venv "$VENV"
   fi
-  pip_install -e ".[dev]"
+  if [ "$ACCEL" = cpu ]; then pip_install -e ".[dev,native]"; else pip_install -e ".[dev]"; fi
   case "$ACCEL" in
     cuda) pip_install -U "jax[cuda12]";;
     tpu)  pip_install -U "jax[tpu]";;

@@ -48,10 +48,12 @@ from benchmarks.machine import header, load_average, load_warning  # noqa: E402
 from experiments.chargen import data as chargen_data  # noqa: E402
 from experiments.chargen.configs.protocol import get_config  # noqa: E402
 from experiments.chargen.task import CharGenTask  # noqa: E402
+from seqjax import native  # noqa: E402
 from seqjax.train.state import Placement, init_state, make_optimizer, make_train_step  # noqa: E402
 
 VARIANTS = {  # a lever measured against the default step: its config overrides
     "wavefront": {"model.wavefront": True},  # both layers in one time loop (Stack(wavefront=True))
+    "native": {"native": True},  # the LSTM loops in seqjax.native's compiled kernel (opt-in)
 }
 
 
@@ -62,7 +64,11 @@ class SeqjaxStep:
     def __init__(self, text_file: str, overrides: dict | None = None):
         config = get_config()
         config.data.source, config.data.text_file = ("file", text_file) if text_file else ("embedded", "")
-        for key, value in (overrides or {}).items():
+        overrides = dict(overrides or {})
+        use_native = overrides.pop("native", False)
+        if use_native and not native.available():
+            raise RuntimeError(f"the native kernel is not available: {native.status()['why']}")
+        for key, value in overrides.items():
             section, name = key.split(".")
             config[section][name] = value
         self.config = config
@@ -74,6 +80,8 @@ class SeqjaxStep:
         self.state = jax.jit(partial(init_state, self.task, optimizer, batch_size=config.train.batch_size))(
             jax.random.PRNGKey(0))
         self.key, self.counter = jax.random.PRNGKey(1), 0
+        with native.enabled_as(use_native):  # the step is traced here, with the kernel on or off
+            self.step_fn = self.step_fn.lower(self.state, self.batch(), self.key).compile()
 
     def batch(self):
         return self.placement.put_batch(self.data.train[self.counter])
@@ -86,7 +94,7 @@ class SeqjaxStep:
 
     def compiled(self):
         """The compiled step (for its HLO and memory analysis)."""
-        return self.step_fn.lower(self.state, self.batch(), self.key).compile()
+        return self.step_fn
 
 
 def seqjax_competitor(text_file: str, matmul_dtype: str):

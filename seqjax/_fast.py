@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from seqjax.cells import Cell, affine, matmul, mixed_dot
+from seqjax import native
+from seqjax.cells import Cell, LSTMCarry, affine, matmul, mixed_dot
 
 
 class Options(NamedTuple):
@@ -40,6 +41,7 @@ class Options(NamedTuple):
     hoist: bool = False  # project all steps' inputs with one matmul before the loop
     chunk: int = 16  # backward: weight gradients every `chunk` steps (0: once, after the whole sweep)
     unroll: int = 1  # steps per loop iteration
+    native: bool = False  # float32 LSTM on the CPU: the compiled kernel of seqjax.native runs the loops
 
 
 def default_options(*, hoist: bool, unroll: int, backend: str | None = None) -> Options:
@@ -48,9 +50,12 @@ def default_options(*, hoist: bool, unroll: int, backend: str | None = None) -> 
     CPU (measured): weight gradients every 16 steps, so that each chunk's gate gradients stay in
     cache and no ``(T, B, G)`` gradient buffer is allocated. Accelerators (not yet measured): the
     cuDNN recipe as it stands, one weight-gradient matmul over all ``T*B`` rows after the sweep.
+    ``native``: allowed on the CPU; :func:`fused_unroll` uses it where :func:`seqjax.native.applies`
+    (turned on, float32 LSTM, kernel built).
     """
     backend = backend or jax.default_backend()
-    return Options(hoist=hoist, chunk=16 if backend == "cpu" else 0, unroll=unroll)
+    cpu = backend == "cpu"
+    return Options(hoist=hoist, chunk=16 if cpu else 0, unroll=unroll, native=cpu)
 
 
 def supports(cell) -> bool:
@@ -153,7 +158,10 @@ def _weights(cell, params):
 
 def _forward(cell, opts, reverse, axis, params, xs, carry0, lengths, save):
     """Returns ``(final, ys, saved)``; ``xs`` has time on ``axis`` (0 or 1), batch on the other,
-    and ``saved`` holds :meth:`Cell.gates`' ``saved`` of every step (``None`` unless ``save``)."""
+    and ``saved`` holds :meth:`Cell.gates`' ``saved`` of every step (``None`` unless ``save``;
+    with ``opts.native``, the kernel's own residuals ``(acts, cs)``, always)."""
+    if opts.native:
+        return _native_forward(reverse, axis, params, xs, carry0, lengths)
     T, B = xs.shape[axis], xs.shape[1 - axis]
     mm = cell.matmul_dtype
     dt = cell.carry_hidden(carry0).dtype
@@ -196,6 +204,21 @@ def _forward(cell, opts, reverse, axis, params, xs, carry0, lengths, save):
 
     final, bufs = _loop(body, (carry0, bufs), T, opts.unroll)
     return final, bufs["ys"], bufs.get("saved")
+
+
+def _lengths_or_full(lengths, T, B):
+    return jnp.full((B,), T, jnp.int32) if lengths is None else lengths.astype(jnp.int32)
+
+
+def _native_forward(reverse, axis, params, xs, carry0, lengths):
+    """:func:`_forward` on the compiled kernel: the input projections of all steps in one matmul,
+    then the recurrence in one custom call."""
+    T, B = xs.shape[axis], xs.shape[1 - axis]
+    b = params["b_ih"] + params["b_hh"] if "b_ih" in params else None
+    gx = affine(xs, params["w_ih"], b)
+    ys, h, c, acts, cs = native.lstm_forward(gx, params["w_hh"], carry0.h, carry0.c, _lengths_or_full(lengths, T, B),
+                                             reverse=reverse, batch_major=axis == 1)
+    return LSTMCarry(h, c), ys, (acts, cs)
 
 
 # ------------------------------------------------------------------ backward
@@ -249,6 +272,12 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
     hprev = _h_prev(ys, cell.carry_hidden(carry0), lengths, reverse, axis)  # for the weight gradients
     dys = dys.astype(dt)
     refs = (dys, xs, params, carry0, lengths)
+    if opts.native:
+        acts, cs = saved
+        d_pre, dh0, dc0 = native.lstm_backward(w_hh, acts, cs, carry0.c, dys, d_final.h.astype(dt),
+                                               d_final.c.astype(dt), _lengths_or_full(lengths, T, B),
+                                               reverse=reverse, batch_major=axis == 1)
+        return _finish(params, xs, carry0, _all_grads(d_pre, xs, hprev, w_ih, mm), LSTMCarry(dh0, dc0))
 
     def recurrent(g):
         return _mm_n(g, w_hh, mm)
@@ -317,9 +346,19 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
             state, g, t_lo = sweep(rem + (done + c) * K, K, state)
             return state, grads(g, t_lo, acc)
         state, acc = _loop(body, (state, match_varying(acc, *refs)), n_full - done, 1)
-    acc_x, acc_h, acc_b, d_xs = acc
-    d_carry = state[0]
+    return _finish(params, xs, carry0, acc, state[0])
 
+
+def _all_grads(d_pre, xs, hprev, w_ih, mm):
+    """``(x^T g, h_prev^T g, sum of g, dX)`` from every step's pre-activation gradient at once."""
+    d_xs = _mm_n(d_pre.reshape(-1, d_pre.shape[-1]), w_ih, mm).reshape(xs.shape)
+    return (_sum_outer_t(d_pre, xs.astype(d_pre.dtype), mm), _sum_outer_t(d_pre, hprev, mm),
+            jnp.sum(d_pre, axis=(0, 1)), d_xs)
+
+
+def _finish(params, xs, carry0, acc, d_carry):
+    """The cotangents of ``_fused``'s arguments from the summed gradients ``acc`` and ``d_carry``."""
+    acc_x, acc_h, acc_b, d_xs = acc
     full = {"w_ih": acc_x.T, "w_hh": acc_h.T, "b_ih": acc_b, "b_hh": acc_b}
     cts = ({k: full[k] for k in params}, d_xs, d_carry)
     cts = jax.tree_util.tree_map(lambda d, a: _reduce_to(d.astype(a.dtype), a), cts, (params, xs, carry0))
@@ -335,6 +374,10 @@ def fused_unroll(cell: Cell, params, xs, carry0, lengths, *, reverse: bool, opts
     compute dtype; ``lengths`` ``(B,)`` int32 or ``None``. Returns ``(final_carry, ys)`` with ``ys``
     in the layout of ``xs``, exactly like the plain scan in :func:`seqjax.recurrent.unroll`."""
     p = {k: params[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if k in params}
+    if opts.native:
+        varying = any(_varying_axes(a) for a in jax.tree_util.tree_leaves((p, xs, carry0))) if hasattr(
+            jax, "typeof") else False  # the kernel's outputs carry no shard_map axis types
+        opts = opts._replace(native=not varying and native.applies(cell, xs, p, carry0))
     return _fused(cell, opts, bool(reverse), 0 if time_major else 1, p, xs, carry0, lengths)
 
 
@@ -424,4 +467,4 @@ def wavefront_unroll(cell: Cell, params: list, xs, carry0: list, lengths, *, opt
     carries in the compute dtype. Returns ``(per-layer final carries, top layer's ys)``, exactly
     what the layers run one after another through :func:`fused_unroll` give."""
     p = [{k: q[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if k in q} for q in params]
-    return _wave(cell, opts, p, xs, list(carry0), lengths)
+    return _wave(cell, opts._replace(native=False), p, xs, list(carry0), lengths)  # its own XLA loop
