@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from seqjax import native
 from seqjax.cells import Cell, LSTMCarry, affine, matmul, mixed_dot
 
 
@@ -212,12 +211,14 @@ def _lengths_or_full(lengths, T, B):
 
 def _native_forward(reverse, axis, params, xs, carry0, lengths):
     """:func:`_forward` on the compiled kernel: the input projections of all steps in one matmul,
-    then the recurrence in one custom call."""
+    then the recurrence (biases added there, with no pass of their own) in one custom call."""
+    from seqjax import native  # imported on use: `python -m seqjax.native` runs it as a script
+
     T, B = xs.shape[axis], xs.shape[1 - axis]
-    b = params["b_ih"] + params["b_hh"] if "b_ih" in params else None
-    gx = affine(xs, params["w_ih"], b)
-    ys, h, c, acts, cs = native.lstm_forward(gx, params["w_hh"], carry0.h, carry0.c, _lengths_or_full(lengths, T, B),
-                                             reverse=reverse, batch_major=axis == 1)
+    w_hh = params["w_hh"]
+    b = params["b_ih"] + params["b_hh"] if "b_ih" in params else jnp.zeros(w_hh.shape[:1], w_hh.dtype)
+    ys, h, c, acts, cs = native.lstm_forward(affine(xs, params["w_ih"]), b, w_hh, carry0.h, carry0.c,
+                                             _lengths_or_full(lengths, T, B), reverse=reverse, batch_major=axis == 1)
     return LSTMCarry(h, c), ys, (acts, cs)
 
 
@@ -273,6 +274,8 @@ def _fused_bwd(cell, opts, reverse, axis, res, cts):
     dys = dys.astype(dt)
     refs = (dys, xs, params, carry0, lengths)
     if opts.native:
+        from seqjax import native
+
         acts, cs = saved
         d_pre, dh0, dc0 = native.lstm_backward(w_hh, acts, cs, carry0.c, dys, d_final.h.astype(dt),
                                                d_final.c.astype(dt), _lengths_or_full(lengths, T, B),
@@ -375,6 +378,8 @@ def fused_unroll(cell: Cell, params, xs, carry0, lengths, *, reverse: bool, opts
     in the layout of ``xs``, exactly like the plain scan in :func:`seqjax.recurrent.unroll`."""
     p = {k: params[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if k in params}
     if opts.native:
+        from seqjax import native
+
         varying = any(_varying_axes(a) for a in jax.tree_util.tree_leaves((p, xs, carry0))) if hasattr(
             jax, "typeof") else False  # the kernel's outputs carry no shard_map axis types
         opts = opts._replace(native=not varying and native.applies(cell, xs, p, carry0))

@@ -1,14 +1,15 @@
 """The LSTM time loop as a compiled CPU kernel, called from XLA through ``jax.ffi`` (opt-in).
 
 Turned on (``SEQJAX_NATIVE=1``, or :func:`enabled_as`), :func:`seqjax.recurrent.unroll` runs a
-float32 LSTM layer's recurrence on the CPU here when the kernel is available: one XLA custom call runs the whole forward sequence (per step one sgemm from
-OpenBLAS and one pass over the gates) and one runs the backward sweep; everything else (the input
+float32 LSTM layer's recurrence on the CPU here when the kernel is available: one XLA custom call
+runs the whole forward sequence (per step one sgemm from OpenBLAS and one pass over the gates) and
+one runs the backward sweep; everything else (the input
 projection of all steps, the weight and input gradients) stays in XLA as a few big matmuls. It
 computes what the XLA loop in :mod:`seqjax._fast` computes, so the pure-function API is unchanged;
 only the per-step dispatch of a dozen small XLA operations is gone.
 
-The kernel is C++ (``seqjax/_native/lstm.cc``), compiled on the machine that runs it: by
-``./launch.sh setup``, or on first use. It needs a C++ compiler (``$CXX``, else ``c++``/``g++``)
+The kernel is C++ (``seqjax/_native/lstm.cc``), compiled on the machine that runs it on first use
+(``./launch.sh setup`` installs its BLAS on CPU machines). It needs a C++ compiler (``$CXX``, else ``c++``/``g++``)
 and the ``scipy-openblas32`` wheel (the ``native`` extra). Where either is missing, or the build
 fails, seqjax falls back to the XLA loop and :func:`status` says why. It is off by default: on the
 CPU where it was measured (AMD EPYC, 2 cores) the chargen protocol step ran at 0.92x the XLA
@@ -51,8 +52,9 @@ def enabled() -> bool:
 
 @contextmanager
 def enabled_as(on: bool):
-    """Turn the kernel on (or off) for the functions traced inside the block; a function compiled
-    inside keeps what it was compiled with."""
+    """Turn the kernel on (or off) for the functions traced inside the block. A function compiled
+    inside keeps what it was compiled with, and so do eager ``unroll`` calls, which reuse one
+    compilation per shape: set ``SEQJAX_NATIVE=1`` before the first call to have it everywhere."""
     before, _enabled[0] = _enabled[0], bool(on)
     try:
         yield
@@ -84,12 +86,22 @@ def _flags(arch: bool) -> list[str]:
             "-fopenmp-simd"] + (["-march=native"] if arch else [])
 
 
+def _cpu_kind() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
+
+
 def _build(cxx: str, ob) -> tuple[Path | None, str]:
     """Compile the kernel into the cache (atomically: concurrent processes each write their own
     temporary file and rename it). Returns ``(path, "")`` or ``(None, why)``."""
     src = SOURCE.read_text()
     libdir = ob.get_lib_dir()
-    key = hashlib.sha256("\n".join([src, cxx, jax.__version__, libdir, platform.machine()]).encode()).hexdigest()[:16]
+    # -march=native: a cache shared between machines (an NFS home) keeps one build per CPU kind
+    parts = [src, cxx, " ".join(_flags(True)), jax.__version__, libdir, platform.machine(), _cpu_kind()]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     out_dir = _cache_dir()
     target = out_dir / f"seqjax_lstm_{key}.so"
     if target.exists():
@@ -167,17 +179,17 @@ def _sds(shape):
     return jax.ShapeDtypeStruct(tuple(shape), jnp.float32)
 
 
-def lstm_forward(gx, w_hh, h0, c0, lengths, *, reverse: bool, batch_major: bool):
-    """The LSTM recurrence over every step of ``gx`` (the input projections plus both biases,
-    ``(T, B, 4H)``, or ``(B, T, 4H)`` with ``batch_major``). Returns ``(ys, h, c, acts, cs)``:
-    the outputs, the final carry, and what :func:`lstm_backward` needs (the activated gates and
-    the cell state after every step)."""
+def lstm_forward(gx, bias, w_hh, h0, c0, lengths, *, reverse: bool, batch_major: bool):
+    """The LSTM recurrence over every step of ``gx`` (the input projections ``x W_ih^T``,
+    ``(T, B, 4H)``, or ``(B, T, 4H)`` with ``batch_major``); ``bias`` is ``b_ih + b_hh``. Returns
+    ``(ys, h, c, acts, cs)``: the outputs, the final carry, and what :func:`lstm_backward` needs
+    (the activated gates and the cell state after every step)."""
     H = w_hh.shape[1]
     lead = gx.shape[:2]
     call = jax.ffi.ffi_call("seqjax_lstm_fwd", (_sds(lead + (H,)), _sds(h0.shape), _sds(c0.shape),
                                                 _sds(gx.shape), _sds(lead + (H,))),
                             vmap_method="sequential")
-    return call(gx, w_hh, h0, c0, lengths, reverse=np.int32(reverse), batch_major=np.int32(batch_major))
+    return call(gx, bias, w_hh, h0, c0, lengths, reverse=np.int32(reverse), batch_major=np.int32(batch_major))
 
 
 def lstm_backward(w_hh, acts, cs, c0, dys, dh, dc, lengths, *, reverse: bool, batch_major: bool):

@@ -3,8 +3,8 @@
 // XLA:CPU runs a recurrent loop as a while loop of small operations (a matmul, a few elementwise
 // fusions, dynamic slices and updates), and pays a runtime dispatch for each of them at every step.
 // Here one call runs the whole sequence: per step one sgemm (h @ W_hh^T, added onto the step's
-// input projection, which the caller computed for all steps with one big matmul) and one pass over
-// the gates. The backward handler runs the reverse sweep the same way and returns every step's
+// input projection, which the caller computed for all steps with one big matmul, and the biases)
+// and one pass over the gates. The backward handler runs the reverse sweep the same way and returns every step's
 // pre-activation gradient; the caller gets the weight and input gradients from a few big matmuls.
 //
 // Layouts: the per-step arrays are (T, B, F) (time-major) or (B, T, F) (batch-major); the rows of
@@ -19,6 +19,8 @@
 #include <mutex>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "cblas.h"
@@ -73,8 +75,10 @@ struct Layout {
 };
 
 // Rows of a batch are independent in the recurrence, so the batch is split into parts that each
-// run the whole sequence with no synchronisation between steps: one part on the calling thread,
-// the others on XLA's intra-op thread pool. OpenBLAS runs single-threaded inside each part.
+// run the whole sequence with no synchronisation between steps. The calling thread and tasks on
+// XLA's intra-op pool claim parts until none is left, so a part never waits for a pool thread that
+// XLA keeps busy with another operation: at worst the caller runs them all. OpenBLAS runs
+// single-threaded inside each part.
 template <typename F>
 void over_row_parts(ffi::ThreadPool& pool, int64_t B, F&& run_rows) {
   constexpr int64_t kMinRows = 8;  // below this a part's sgemm is too thin to pay for a thread
@@ -84,21 +88,27 @@ void over_row_parts(ffi::ThreadPool& pool, int64_t B, F&& run_rows) {
     run_rows(0, B);
     return;
   }
-  std::mutex mu;
-  std::condition_variable cv;
-  int64_t pending = parts - 1;
-  const int64_t step = (B + parts - 1) / parts;
-  for (int64_t p = 1; p < parts; ++p) {
-    const int64_t b0 = p * step, b1 = std::min(B, b0 + step);
-    pool.Schedule([&, b0, b1] {
-      run_rows(b0, b1);
-      std::lock_guard<std::mutex> lock(mu);
-      if (--pending == 0) cv.notify_one();
-    });
-  }
-  run_rows(0, std::min(B, step));
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return pending == 0; });
+  const int64_t size = (B + parts - 1) / parts;
+  struct Shared {
+    std::atomic<int64_t> next{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    int64_t done = 0;
+    std::function<void(int64_t)> run;  // refers to the caller's frame: called only while it waits
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->run = [&](int64_t p) { run_rows(p * size, std::min(B, (p + 1) * size)); };
+  auto work = [shared, parts] {  // a task that starts after the last part was claimed does nothing
+    for (int64_t p; (p = shared->next.fetch_add(1)) < parts;) {
+      shared->run(p);
+      std::lock_guard<std::mutex> lock(shared->mu);
+      if (++shared->done == parts) shared->cv.notify_all();
+    }
+  };
+  for (int64_t i = 1; i < parts; ++i) pool.Schedule(decltype(work)(work));  // a copy per task
+  work();
+  std::unique_lock<std::mutex> lock(shared->mu);
+  shared->cv.wait(lock, [&] { return shared->done == parts; });
 }
 
 ffi::Error check_shape(ffi::Span<const int64_t> d, int64_t a, int64_t b, int64_t c, const char* what) {
@@ -107,7 +117,8 @@ ffi::Error check_shape(ffi::Span<const int64_t> d, int64_t a, int64_t b, int64_t
   return ffi::Error::Success();
 }
 
-ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> gx, ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> h0,
+ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> gx, ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_hh,
+                           ffi::Buffer<ffi::F32> h0,
                            ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::S32> lengths,
                            ffi::ResultBuffer<ffi::F32> ys, ffi::ResultBuffer<ffi::F32> h_out,
                            ffi::ResultBuffer<ffi::F32> c_out, ffi::ResultBuffer<ffi::F32> acts,
@@ -121,7 +132,9 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> gx, ffi::Buffer<ffi::F32> w_hh,
   const Layout L{batch_major ? gd[1] : gd[0], batch_major ? gd[0] : gd[1], batch_major != 0};
   const int64_t T = L.T, B = L.B;
   if (auto e = check_shape(ys->dimensions(), gd[0], gd[1], H, "ys"); e.failure()) return e;
+  if (bias.element_count() != G) return ffi::Error::InvalidArgument("seqjax lstm: bias must be (4H,)");
   const float* __restrict gxp = gx.typed_data();
+  const float* __restrict bp = bias.typed_data();
   const float* __restrict w = w_hh.typed_data();
   const int32_t* len = lengths.typed_data();
   float* __restrict y = ys->typed_data();
@@ -137,8 +150,12 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> gx, ffi::Buffer<ffi::F32> w_hh,
     float* __restrict pre = pre_buf.data();
     for (int64_t i = 0; i < T; ++i) {
       const int64_t t = reverse ? T - 1 - i : i;
-      for (int64_t b = r0; b < r1; ++b)
-        std::memcpy(pre + (b - r0) * G, gxp + L.row(t, b, G), sizeof(float) * G);
+      for (int64_t b = r0; b < r1; ++b) {  // the step's input projection plus both biases
+        const float* __restrict src = gxp + L.row(t, b, G);
+        float* __restrict dst = pre + (b - r0) * G;
+#pragma omp simd
+        for (int64_t j = 0; j < G; ++j) dst[j] = src[j] + bp[j];
+      }
       scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, G, H, 1.0f, h + r0 * H, H, w, H, 1.0f, pre, G);
       for (int64_t b = r0; b < r1; ++b) {
         float* __restrict hb = h + b * H;
@@ -247,7 +264,8 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> ac
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmForward, LstmForwardImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // gx: x W_ih^T + b_ih + b_hh, every step
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // gx: x W_ih^T, every step
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b_ih + b_hh (4H,)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_hh (4H, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // h0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // c0 (B, H)
