@@ -80,7 +80,8 @@ class SeqjaxStep:
         self.state = jax.jit(partial(init_state, self.task, optimizer, batch_size=config.train.batch_size))(
             jax.random.PRNGKey(0))
         self.key, self.counter = jax.random.PRNGKey(1), 0
-        with native.enabled_as(use_native):  # the step is traced here, with the kernel on or off
+        # traced here: with the kernel if this competitor asks for it, else as SEQJAX_NATIVE says
+        with native.enabled_as(use_native or native.enabled()):
             self.step_fn = self.step_fn.lower(self.state, self.batch(), self.key).compile()
 
     def batch(self):

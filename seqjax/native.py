@@ -12,8 +12,8 @@ The kernel is C++ (``seqjax/_native/lstm.cc``), compiled on the machine that run
 (``./launch.sh setup`` installs its BLAS on CPU machines). It needs a C++ compiler (``$CXX``, else ``c++``/``g++``)
 and the ``scipy-openblas32`` wheel (the ``native`` extra). Where either is missing, or the build
 fails, seqjax falls back to the XLA loop and :func:`status` says why. It is off by default: on the
-CPU where it was measured (AMD EPYC, 2 cores) the chargen protocol step ran at 0.92x the XLA
-loop's speed (benchmarks/README.md); ``benchmarks/chargen_step.py --variants native`` measures it
+CPU where it was measured (AMD EPYC, 2 cores) the chargen protocol step ran at the XLA loop's
+speed within the noise (benchmarks/README.md); ``benchmarks/chargen_step.py --variants native`` measures it
 on yours. The compiled library is cached under ``$SEQJAX_NATIVE_DIR`` (default
 ``~/.cache/seqjax/native``), keyed by the source, the compiler flags and the JAX version.
 
