@@ -210,14 +210,14 @@ def _lengths_or_full(lengths, T, B):
 
 
 def _native_forward(reverse, axis, params, xs, carry0, lengths):
-    """:func:`_forward` on the compiled kernel: the input projections of all steps in one matmul,
-    then the recurrence (biases added there, with no pass of their own) in one custom call."""
+    """:func:`_forward` on the compiled kernel: the whole recurrence in one custom call, each step's
+    ``[x_t, h] @ [W_ih, W_hh]^T`` (plus the biases) one sgemm, as in the XLA loop without ``hoist``."""
     from seqjax import native  # imported on use: `python -m seqjax.native` runs it as a script
 
     T, B = xs.shape[axis], xs.shape[1 - axis]
     w_hh = params["w_hh"]
     b = params["b_ih"] + params["b_hh"] if "b_ih" in params else jnp.zeros(w_hh.shape[:1], w_hh.dtype)
-    ys, h, c, acts, cs = native.lstm_forward(affine(xs, params["w_ih"]), b, w_hh, carry0.h, carry0.c,
+    ys, h, c, acts, cs = native.lstm_forward(xs, params["w_ih"], w_hh, b, carry0.h, carry0.c,
                                              _lengths_or_full(lengths, T, B), reverse=reverse, batch_major=axis == 1)
     return LSTMCarry(h, c), ys, (acts, cs)
 

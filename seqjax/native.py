@@ -179,17 +179,18 @@ def _sds(shape):
     return jax.ShapeDtypeStruct(tuple(shape), jnp.float32)
 
 
-def lstm_forward(gx, bias, w_hh, h0, c0, lengths, *, reverse: bool, batch_major: bool):
-    """The LSTM recurrence over every step of ``gx`` (the input projections ``x W_ih^T``,
-    ``(T, B, 4H)``, or ``(B, T, 4H)`` with ``batch_major``); ``bias`` is ``b_ih + b_hh``. Returns
-    ``(ys, h, c, acts, cs)``: the outputs, the final carry, and what :func:`lstm_backward` needs
-    (the activated gates and the cell state after every step)."""
+def lstm_forward(xs, w_ih, w_hh, bias, h0, c0, lengths, *, reverse: bool, batch_major: bool):
+    """The LSTM over every step of ``xs`` (``(T, B, I)``, or ``(B, T, I)`` with ``batch_major``):
+    per step one sgemm ``[x_t, h] @ [W_ih, W_hh]^T`` onto ``bias`` (``b_ih + b_hh``), then the gates.
+    Returns ``(ys, h, c, acts, cs)``: the outputs, the final carry, and what :func:`lstm_backward`
+    needs (the activated gates and the cell state after every step)."""
     H = w_hh.shape[1]
-    lead = gx.shape[:2]
+    lead = xs.shape[:2]
     call = jax.ffi.ffi_call("seqjax_lstm_fwd", (_sds(lead + (H,)), _sds(h0.shape), _sds(c0.shape),
-                                                _sds(gx.shape), _sds(lead + (H,))),
+                                                _sds(lead + (4 * H,)), _sds(lead + (H,))),
                             vmap_method="sequential")
-    return call(gx, bias, w_hh, h0, c0, lengths, reverse=np.int32(reverse), batch_major=np.int32(batch_major))
+    w_cat = jnp.concatenate([w_ih, w_hh], axis=1)
+    return call(xs, w_cat, bias, h0, c0, lengths, reverse=np.int32(reverse), batch_major=np.int32(batch_major))
 
 
 def lstm_backward(w_hh, acts, cs, c0, dys, dh, dc, lengths, *, reverse: bool, batch_major: bool):

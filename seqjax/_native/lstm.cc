@@ -117,25 +117,25 @@ ffi::Error check_shape(ffi::Span<const int64_t> d, int64_t a, int64_t b, int64_t
   return ffi::Error::Success();
 }
 
-ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> gx, ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_hh,
-                           ffi::Buffer<ffi::F32> h0,
-                           ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::S32> lengths,
+ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_cat, ffi::Buffer<ffi::F32> bias,
+                           ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::S32> lengths,
                            ffi::ResultBuffer<ffi::F32> ys, ffi::ResultBuffer<ffi::F32> h_out,
                            ffi::ResultBuffer<ffi::F32> c_out, ffi::ResultBuffer<ffi::F32> acts,
                            ffi::ResultBuffer<ffi::F32> cs, int32_t reverse, int32_t batch_major,
                            ffi::ThreadPool pool) {
-  const auto gd = gx.dimensions();
-  const auto wd = w_hh.dimensions();
-  if (gd.size() != 3 || wd.size() != 2 || wd[0] != 4 * wd[1] || gd[2] != wd[0])
-    return ffi::Error::InvalidArgument("seqjax lstm: gx must be (T, B, 4H) or (B, T, 4H), w_hh (4H, H)");
-  const int64_t H = wd[1], G = 4 * H;
-  const Layout L{batch_major ? gd[1] : gd[0], batch_major ? gd[0] : gd[1], batch_major != 0};
+  const auto xd = xs.dimensions();
+  const auto wd = w_cat.dimensions();
+  const auto hd = h0.dimensions();
+  if (xd.size() != 3 || hd.size() != 2 || wd.size() != 2 || wd[0] != 4 * hd[1] || wd[1] != xd[2] + hd[1])
+    return ffi::Error::InvalidArgument("seqjax lstm: xs must be (T, B, I) or (B, T, I), w_cat (4H, I+H), h0 (B, H)");
+  const int64_t I = xd[2], H = hd[1], G = 4 * H, K = I + H;
+  const Layout L{batch_major ? xd[1] : xd[0], batch_major ? xd[0] : xd[1], batch_major != 0};
   const int64_t T = L.T, B = L.B;
-  if (auto e = check_shape(ys->dimensions(), gd[0], gd[1], H, "ys"); e.failure()) return e;
+  if (auto e = check_shape(ys->dimensions(), xd[0], xd[1], H, "ys"); e.failure()) return e;
   if (bias.element_count() != G) return ffi::Error::InvalidArgument("seqjax lstm: bias must be (4H,)");
-  const float* __restrict gxp = gx.typed_data();
+  const float* __restrict xp = xs.typed_data();
   const float* __restrict bp = bias.typed_data();
-  const float* __restrict w = w_hh.typed_data();
+  const float* __restrict w = w_cat.typed_data();
   const int32_t* len = lengths.typed_data();
   float* __restrict y = ys->typed_data();
   float* __restrict h = h_out->typed_data();
@@ -146,17 +146,17 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> gx, ffi::Buffer<ffi::F32> bias,
   std::memcpy(c, c0.typed_data(), sizeof(float) * B * H);
   over_row_parts(pool, B, [&](int64_t r0, int64_t r1) {
     const int64_t R = r1 - r0;
-    std::vector<float> pre_buf(R * G);
+    std::vector<float> pre_buf(R * G), xh_buf(R * K);
     float* __restrict pre = pre_buf.data();
+    float* __restrict xh = xh_buf.data();
     for (int64_t i = 0; i < T; ++i) {
       const int64_t t = reverse ? T - 1 - i : i;
-      for (int64_t b = r0; b < r1; ++b) {  // the step's input projection plus both biases
-        const float* __restrict src = gxp + L.row(t, b, G);
-        float* __restrict dst = pre + (b - r0) * G;
-#pragma omp simd
-        for (int64_t j = 0; j < G; ++j) dst[j] = src[j] + bp[j];
+      for (int64_t b = r0; b < r1; ++b) {  // rows [x_t, h] and the biases the sgemm adds onto
+        std::memcpy(xh + (b - r0) * K, xp + L.row(t, b, I), sizeof(float) * I);
+        std::memcpy(xh + (b - r0) * K + I, h + b * H, sizeof(float) * H);
+        std::memcpy(pre + (b - r0) * G, bp, sizeof(float) * G);
       }
-      scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, G, H, 1.0f, h + r0 * H, H, w, H, 1.0f, pre, G);
+      scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, G, K, 1.0f, xh, K, w, K, 1.0f, pre, G);
       for (int64_t b = r0; b < r1; ++b) {
         float* __restrict hb = h + b * H;
         float* __restrict cb = c + b * H;
@@ -264,9 +264,9 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> ac
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmForward, LstmForwardImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // gx: x W_ih^T, every step
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // xs, every step
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // [W_ih, W_hh] (4H, I+H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // b_ih + b_hh (4H,)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // w_hh (4H, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // h0 (B, H)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // c0 (B, H)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // lengths (B,)
