@@ -2,9 +2,9 @@
 
 Turned on (``SEQJAX_NATIVE=1``, or :func:`enabled_as`), :func:`seqjax.recurrent.unroll` runs a
 float32 LSTM layer's recurrence on the CPU here when the kernel is available: one XLA custom call
-runs the whole forward sequence (per step one sgemm from OpenBLAS and one pass over the gates) and
-one runs the backward sweep; everything else (the input
-projection of all steps, the weight and input gradients) stays in XLA as a few big matmuls. It
+runs the whole forward sequence (per step one OpenBLAS sgemm ``[x_t, h] @ [W_ih, W_hh]^T`` and one
+pass over the gates) and one runs the backward sweep; the weight and input gradients stay in XLA as
+a few big matmuls over all steps. It
 computes what the XLA loop in :mod:`seqjax._fast` computes, so the pure-function API is unchanged;
 only the per-step dispatch of a dozen small XLA operations is gone.
 

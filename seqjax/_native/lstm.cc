@@ -2,10 +2,10 @@
 //
 // XLA:CPU runs a recurrent loop as a while loop of small operations (a matmul, a few elementwise
 // fusions, dynamic slices and updates), and pays a runtime dispatch for each of them at every step.
-// Here one call runs the whole sequence: per step one sgemm (h @ W_hh^T, added onto the step's
-// input projection, which the caller computed for all steps with one big matmul, and the biases)
-// and one pass over the gates. The backward handler runs the reverse sweep the same way and returns every step's
-// pre-activation gradient; the caller gets the weight and input gradients from a few big matmuls.
+// Here one call runs the whole sequence: per step one sgemm ([x_t, h] @ [W_ih, W_hh]^T onto the
+// biases) and one pass over the gates. The backward handler runs the reverse sweep the same way and
+// returns every step's pre-activation gradient; the caller gets the weight and input gradients
+// from a few big matmuls.
 //
 // Layouts: the per-step arrays are (T, B, F) (time-major) or (B, T, F) (batch-major); the rows of
 // one step are then F or T*F floats apart, which is the sgemm's leading dimension, so no copy of a
